@@ -1,0 +1,133 @@
+/**
+ * The transport-neutral half of a connection: its viewer, its system channel
+ * listener (`kill`, `filters_changed`), its stream subscriptions in the hub,
+ * and the gauges that count them. SSE and WebSocket adapters extend it and
+ * only say how bytes leave and how the connection ends.
+ *
+ * @module
+ */
+import type { ResolvedStream } from "./access.ts";
+import type { Viewer } from "./auth.ts";
+import type { StreamEvent } from "./event.ts";
+import type { Hub, Listener } from "./hub.ts";
+import type { Metrics, Series } from "./metrics.ts";
+import { systemChannels } from "./timeline.ts";
+
+/** Connection type label used by Mastodon's metrics. */
+export type ClientType = "websocket" | "eventsource";
+
+/** What every connection receives from the wiring. */
+export interface ClientContext {
+  hub: Hub;
+  metrics: Metrics;
+  /** Queued bytes after which the client is cut off. */
+  queueLimit: number;
+}
+
+/** One stream subscription of one client. */
+export class Subscription implements Listener {
+  constructor(readonly client: Client, readonly stream: ResolvedStream) {}
+
+  deliver(event: StreamEvent): void {
+    if (!event.deliverable) return;
+    this.client.transmit(event, this.stream.label);
+  }
+}
+
+/** A connected, authenticated client. */
+export abstract class Client {
+  readonly #subscriptions = new Map<string, Subscription>();
+  readonly #system: Listener;
+  readonly #systemChannels: readonly string[];
+  readonly #sent: Series;
+  readonly #latency: Series;
+  readonly #deliveries: Series;
+  #closed = false;
+  /** Called when `filters_changed` arrives on the account's system channel. */
+  onFiltersChanged?: () => void;
+
+  constructor(
+    readonly viewer: Viewer,
+    readonly type: ClientType,
+    protected readonly context: ClientContext,
+  ) {
+    this.#systemChannels = systemChannels(viewer);
+    this.#system = { deliver: (event) => this.#onSystemEvent(event) };
+    this.#sent = context.metrics.messagesSent.series({ type });
+    this.#latency = context.metrics.deliveryLatency.series();
+    this.#deliveries = context.metrics.deliveries.series();
+    for (const channel of this.#systemChannels) context.hub.attach(channel, this.#system, false);
+    context.metrics.connectedClients.inc({ type });
+    context.metrics.connectedChannels.inc({ type, channel: "system" }, 2);
+  }
+
+  /** Whether the connection has ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether a subscription with this key exists. */
+  isSubscribed(key: string): boolean {
+    return this.#subscriptions.has(key);
+  }
+
+  /** Adds a stream subscription (a duplicate key is ignored); returns whether it was added. */
+  subscribe(stream: ResolvedStream): boolean {
+    if (this.#closed || this.#subscriptions.has(stream.key)) return false;
+    const subscription = new Subscription(this, stream);
+    this.#subscriptions.set(stream.key, subscription);
+    for (const channel of stream.channels) this.context.hub.attach(channel, subscription, true);
+    this.context.metrics.connectedChannels.inc({
+      type: this.type,
+      channel: stream.timeline.stream,
+    });
+    return true;
+  }
+
+  /** Removes the subscription with this key, if any. */
+  unsubscribe(key: string): void {
+    const subscription = this.#subscriptions.get(key);
+    if (subscription === undefined) return;
+    this.#subscriptions.delete(key);
+    for (const channel of subscription.stream.channels) {
+      this.context.hub.detach(channel, subscription, true);
+    }
+    const channel = subscription.stream.timeline.stream;
+    this.context.metrics.connectedChannels.dec({ type: this.type, channel });
+  }
+
+  /** Sends one event with a stream label; implemented by the transport. */
+  abstract transmit(event: StreamEvent, label: string): void;
+
+  /** Ends the connection because of `kill`. */
+  protected abstract kill(): void;
+
+  /** Detaches everything from the hub and fixes the gauges (idempotent). */
+  dispose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const key of [...this.#subscriptions.keys()]) this.unsubscribe(key);
+    for (const channel of this.#systemChannels) {
+      this.context.hub.detach(channel, this.#system, false);
+    }
+    this.context.metrics.connectedClients.dec({ type: this.type });
+    this.context.metrics.connectedChannels.dec({ type: this.type, channel: "system" }, 2);
+  }
+
+  /** Counts one transmitted event and its latency since Redis. */
+  protected counted(event: StreamEvent): void {
+    this.#sent.value++;
+    this.#deliveries.value++;
+    this.#latency.value += (performance.now() - event.receivedAt) / 1000;
+  }
+
+  /** Counts a disconnect caused by an overflowing queue. */
+  protected overflowed(): void {
+    this.context.metrics.slowClientDisconnects.inc({ type: this.type });
+  }
+
+  #onSystemEvent(event: StreamEvent): void {
+    if (event.event === "kill") this.kill();
+    else if (event.event === "filters_changed") this.onFiltersChanged?.();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Every SQL statement Sluice runs, behind the small {@link Database}
+ * interface so the rest of the code (and its unit tests) never sees a pool.
+ * Ids are strings, as node-postgres returns bigint columns.
+ *
+ * @module
+ */
+import { pg, type Pool } from "../deps.ts";
+import type { PostgresConfig } from "./config.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** The row behind an access token (§2.2). */
+export interface TokenRow {
+  accessTokenId: string;
+  accountId: string;
+  scopes: string[];
+  chosenLanguages: string[] | null;
+  permissions: number;
+}
+
+/** Which sides of a feed are disabled for a viewer without the view-feeds permission. */
+export interface FeedAccess {
+  localDisabled: boolean;
+  remoteDisabled: boolean;
+}
+
+/** What the server asks PostgreSQL. */
+export interface Database {
+  /** The token's row, or undefined for unknown, revoked, disabled or suspended. */
+  tokenRow(token: string): Promise<TokenRow | undefined>;
+  /** Whether the list exists and belongs to the account (any error: false). */
+  ownsList(listId: unknown, accountId: string): Promise<boolean>;
+  /** The feed-access settings of a feed kind (§6.2). */
+  feedAccess(kind: "public" | "hashtag"): Promise<FeedAccess>;
+  /** Resolves when PostgreSQL answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const TOKEN_SQL = `SELECT oauth_access_tokens.id, users.account_id, users.chosen_languages,
+  oauth_access_tokens.scopes, COALESCE(user_roles.permissions, 0) AS permissions
+FROM oauth_access_tokens
+INNER JOIN users ON oauth_access_tokens.resource_owner_id = users.id
+INNER JOIN accounts ON accounts.id = users.account_id
+LEFT OUTER JOIN user_roles ON user_roles.id = users.role_id
+WHERE oauth_access_tokens.token = $1
+  AND oauth_access_tokens.revoked_at IS NULL
+  AND users.disabled IS FALSE
+  AND accounts.suspended_at IS NULL
+LIMIT 1`;
+
+const LIST_SQL = "SELECT id FROM lists WHERE id = $1 AND account_id = $2 LIMIT 1";
+const SETTINGS_SQL = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
+const DISABLED = "--- disabled\n";
+
+/** {@link Database} over a node-postgres pool. */
+export class PgDatabase implements Database {
+  readonly pool: Pool;
+  readonly #metrics: Metrics;
+
+  constructor(options: { config: PostgresConfig; log: Logger; metrics: Metrics }) {
+    const { max, ...connection } = options.config;
+    this.pool = new pg.Pool({
+      ...connection,
+      max,
+      connectionTimeoutMillis: 15_000,
+      application_name: "",
+    });
+    // An idle client losing its server must not take the process down.
+    this.pool.on(
+      "error",
+      (err: Error) => options.log.warn("PostgreSQL idle client error", { err }),
+    );
+    this.#metrics = options.metrics;
+  }
+
+  async tokenRow(token: string): Promise<TokenRow | undefined> {
+    this.#metrics.dbRoundTrips.inc({ purpose: "token" });
+    const { rows } = await this.pool.query(TOKEN_SQL, [token]);
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      accessTokenId: String(row.id),
+      accountId: String(row.account_id),
+      scopes: String(row.scopes ?? "").split(" "),
+      chosenLanguages: Array.isArray(row.chosen_languages) ? row.chosen_languages : null,
+      permissions: Number(row.permissions),
+    };
+  }
+
+  async ownsList(listId: unknown, accountId: string): Promise<boolean> {
+    if (typeof listId !== "string" && typeof listId !== "number") return false;
+    this.#metrics.dbRoundTrips.inc({ purpose: "list" });
+    try {
+      const { rows } = await this.pool.query(LIST_SQL, [listId, accountId]);
+      return rows.length > 0;
+    } catch {
+      return false; // e.g. a non-numeric id: Mastodon answers "not authorized"
+    }
+  }
+
+  async feedAccess(kind: "public" | "hashtag"): Promise<FeedAccess> {
+    const [local, remote] = kind === "hashtag"
+      ? ["local_topic_feed_access", "remote_topic_feed_access"]
+      : ["local_live_feed_access", "remote_live_feed_access"];
+    this.#metrics.dbRoundTrips.inc({ purpose: "feed_access" });
+    const { rows } = await this.pool.query<{ var: string; value: string | null }>(SETTINGS_SQL, [
+      local,
+      remote,
+    ]);
+    const value = (name: string) => rows.find((r) => r.var === name)?.value;
+    return { localDisabled: value(local) === DISABLED, remoteDisabled: value(remote) === DISABLED };
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query("SELECT 1");
+  }
+
+  /** Pool statistics for the pg_pool_* gauges. */
+  stats(): { total: number; idle: number; waiting: number } {
+    return {
+      total: this.pool.totalCount,
+      idle: this.pool.idleCount,
+      waiting: this.pool.waitingCount,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

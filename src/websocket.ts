@@ -1,0 +1,183 @@
+/**
+ * WebSocket sessions (§4): the upgrade, `?stream=` on connect, subscribe and
+ * unsubscribe messages, error frames, binary frames, `kill`, and a bounded
+ * send buffer. The session talks to a small {@link ClientPort} so its logic
+ * is tested with a fake; `acceptWebSocket` adapts Deno's WebSocket to it.
+ * Pings every 30 s (and cutting unresponsive sockets) are Deno's `idleTimeout`.
+ *
+ * @module
+ */
+import type { Access } from "./access.ts";
+import type { Viewer } from "./auth.ts";
+import { Client, type ClientContext } from "./client.ts";
+import { describeError } from "./errors.ts";
+import type { StreamEvent } from "./event.ts";
+import type { Logger } from "./log.ts";
+
+/** The reason Mastodon gives when it closes on a binary frame (§4.2). */
+export const BINARY_REASON = "The mastodon streaming server does not support binary messages";
+/** Close code for a client whose send buffer overflowed ("try again later"). */
+export const OVERLOADED = 1013;
+
+/** The part of a WebSocket a session uses. */
+export interface ClientPort {
+  send(text: string): void;
+  close(code?: number, reason?: string): void;
+  readonly bufferedAmount: number;
+}
+
+/** What a session needs besides its port. */
+export interface SessionContext extends ClientContext {
+  access: Access;
+  log: Logger;
+}
+
+/** Turns a query string into Mastodon's params object (repeated keys → arrays). */
+export function queryParams(query: URLSearchParams): Record<string, unknown> {
+  const params: Record<string, unknown> = {};
+  for (const key of new Set(query.keys())) {
+    const values = query.getAll(key);
+    params[key] = values.length > 1 ? values : values[0];
+  }
+  return params;
+}
+
+/** One WebSocket client. */
+export class WebSocketSession extends Client {
+  readonly #port: ClientPort;
+  readonly #access: Access;
+  readonly #log: Logger;
+
+  constructor(viewer: Viewer, context: SessionContext, port: ClientPort) {
+    super(viewer, "websocket", context);
+    this.#port = port;
+    this.#access = context.access;
+    this.#log = context.log;
+  }
+
+  /** Subscribes the `stream` of the upgrade URL, if any (§4.1 step 4). */
+  async start(query: URLSearchParams): Promise<void> {
+    const stream = query.get("stream");
+    if (stream !== null) await this.requestSubscribe(stream, queryParams(query));
+  }
+
+  /** Handles one frame from the client. */
+  async handleMessage(data: unknown): Promise<void> {
+    if (typeof data !== "string") {
+      this.#port.close(1003, BINARY_REASON);
+      this.dispose();
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      this.#log.debug("Ignoring a WebSocket message that is not JSON");
+      return;
+    }
+    if (typeof message !== "object" || message === null || Array.isArray(message)) return;
+    const { type, stream, ...params } = message as Record<string, unknown>;
+    if (type === "subscribe") await this.requestSubscribe(stream, params);
+    else if (type === "unsubscribe") await this.requestUnsubscribe(stream, params);
+  }
+
+  /** §4.3: scopes, resolution, duplicates ignored, errors as frames. */
+  async requestSubscribe(stream: unknown, params: Record<string, unknown>): Promise<void> {
+    try {
+      this.subscribe(await this.#access.resolve(this.viewer, stream, params));
+    } catch (err) {
+      const { status, message } = describeError(err);
+      if (status === 500) this.#log.error("Subscription failed", { err, stream: String(stream) });
+      this.#sendControl(JSON.stringify({ error: message, status }));
+    }
+  }
+
+  /** §4.4: re-resolve without scopes; unknown subscriptions are a silent no-op. */
+  async requestUnsubscribe(stream: unknown, params: Record<string, unknown>): Promise<void> {
+    try {
+      const resolved = await this.#access.resolve(this.viewer, stream, params, {
+        checkScopes: false,
+      });
+      this.unsubscribe(resolved.key);
+    } catch {
+      this.#sendControl(JSON.stringify({ error: "Error unsubscribing from channel" }));
+    }
+  }
+
+  transmit(event: StreamEvent, label: string): void {
+    if (this.closed) return;
+    if (this.#port.bufferedAmount > this.context.queueLimit) {
+      this.overflowed();
+      this.#port.close(OVERLOADED, "Client is too slow");
+      this.dispose();
+      return;
+    }
+    if (this.#send(event.ws(label))) this.counted(event);
+  }
+
+  /** Closes with 1001 (shutdown). */
+  goAway(): void {
+    this.#port.close(1001, "Server shutting down");
+    this.dispose();
+  }
+
+  protected kill(): void {
+    this.#port.close(); // no status code, as Mastodon
+    this.dispose();
+  }
+
+  #sendControl(text: string): void {
+    if (!this.closed) this.#send(text);
+  }
+
+  #send(text: string): boolean {
+    try {
+      this.#port.send(text);
+      return true;
+    } catch (err) {
+      this.#log.debug("WebSocket send failed", { err });
+      this.dispose();
+      return false;
+    }
+  }
+}
+
+/** Every open WebSocket session, for shutdown. */
+export type SessionRegistry = Set<WebSocketSession>;
+
+/**
+ * Upgrades an authenticated request. The first offered subprotocol is echoed
+ * (browsers require it when the token travels that way); Deno pings an idle socket and closes it when no pong comes.
+ */
+export function acceptWebSocket(
+  request: Request,
+  options: {
+    viewer: Viewer;
+    requestId: string;
+    context: SessionContext;
+    sessions: SessionRegistry;
+    idleTimeoutSeconds: number;
+  },
+): Response {
+  const protocol = request.headers.get("sec-websocket-protocol")?.split(",")[0].trim();
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    protocol: protocol || undefined,
+    idleTimeout: options.idleTimeoutSeconds,
+  });
+  response.headers.set("X-Request-Id", options.requestId);
+  const query = new URL(request.url).searchParams;
+  let session: WebSocketSession | undefined;
+  socket.onopen = () => {
+    session = new WebSocketSession(options.viewer, options.context, socket);
+    options.sessions.add(session);
+    session.start(query);
+  };
+  socket.onmessage = (e) => session?.handleMessage(e.data);
+  socket.onclose = () => {
+    if (session === undefined) return;
+    options.sessions.delete(session);
+    session.dispose();
+  };
+  socket.onerror = (e) => options.context.log.debug("WebSocket error", { error: String(e) });
+  return response;
+}

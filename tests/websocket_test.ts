@@ -1,0 +1,172 @@
+import assert from "node:assert/strict";
+import { Access } from "../src/access.ts";
+import type { Viewer } from "../src/auth.ts";
+import { Hub } from "../src/hub.ts";
+import { silentLogger } from "../src/log.ts";
+import { Metrics } from "../src/metrics.ts";
+import {
+  BINARY_REASON,
+  type ClientPort,
+  OVERLOADED,
+  queryParams,
+  WebSocketSession,
+} from "../src/websocket.ts";
+
+const alice: Viewer = {
+  accessTokenId: "1",
+  accountId: "1",
+  scopes: ["read", "write"],
+  chosenLanguages: null,
+  permissions: 0,
+};
+
+class FakePort implements ClientPort {
+  sent: string[] = [];
+  closed?: { code?: number; reason?: string };
+  bufferedAmount = 0;
+  send(text: string) {
+    this.sent.push(text);
+  }
+  close(code?: number, reason?: string) {
+    this.closed = { code, reason };
+  }
+}
+
+function setup(viewer: Viewer = alice, queueLimit = 1 << 20) {
+  const subscribed = new Set<string>();
+  const metrics = new Metrics();
+  const hub = new Hub({
+    subscriber: { subscribe: (c) => subscribed.add(c), unsubscribe: (c) => subscribed.delete(c) },
+    keys: { add() {}, remove() {} },
+    log: silentLogger,
+    metrics,
+  });
+  const db = {
+    ownsList: (id: unknown, account: string) =>
+      Promise.resolve(String(id) === "1" && account === "1"),
+    feedAccess: () => Promise.resolve({ localDisabled: false, remoteDisabled: false }),
+  };
+  const port = new FakePort();
+  const context = { hub, metrics, queueLimit, access: new Access({ db }), log: silentLogger };
+  const session = new WebSocketSession(viewer, context, port);
+  return { session, port, hub, subscribed, metrics };
+}
+
+const msg = (o: unknown) => JSON.stringify(o);
+
+Deno.test("WebSocket session listens to both system channels from the start", () => {
+  const { subscribed, metrics } = setup();
+  assert.deepEqual([...subscribed], ["timeline:access_token:1", "timeline:system:1"]);
+  assert.equal(metrics.connectedChannels.get({ type: "websocket", channel: "system" }), 2);
+});
+
+Deno.test("WebSocket session subscribes ?stream= on connect with the query as params", async () => {
+  const { session, subscribed, port } = setup();
+  await session.start(new URLSearchParams("stream=hashtag&tag=Foo&access_token=x"));
+  assert.ok(subscribed.has("timeline:hashtag:foo"));
+  assert.deepEqual(port.sent, []);
+});
+
+Deno.test("WebSocket session delivers events with its own stream label", async () => {
+  const { session, hub, port } = setup();
+  await session.handleMessage(msg({ type: "subscribe", stream: "hashtag", tag: "Mastodon" }));
+  hub.publish("timeline:hashtag:mastodon", '{"event":"delete","payload":"9"}');
+  assert.deepEqual(port.sent, ['{"stream":["hashtag","Mastodon"],"event":"delete","payload":"9"}']);
+});
+
+Deno.test("A duplicate subscribe is silent and keeps the first label", async () => {
+  const { session, hub, port } = setup();
+  await session.handleMessage(msg({ type: "subscribe", stream: "hashtag", tag: "foo" }));
+  await session.handleMessage(msg({ type: "subscribe", stream: "hashtag", tag: "Foo" }));
+  hub.publish("timeline:hashtag:foo", '{"event":"delete","payload":"1"}');
+  assert.deepEqual(port.sent, ['{"stream":["hashtag","foo"],"event":"delete","payload":"1"}']);
+});
+
+Deno.test("user and user:notification each deliver a notification once", async () => {
+  const { session, hub, port } = setup();
+  await session.handleMessage(msg({ type: "subscribe", stream: "user" }));
+  await session.handleMessage(msg({ type: "subscribe", stream: "user:notification" }));
+  hub.publish("timeline:1:notifications", '{"event":"notification","payload":{"id":"5"}}');
+  assert.deepEqual(port.sent.map((t) => JSON.parse(t).stream), [["user"], ["user:notification"]]);
+});
+
+Deno.test("Subscription errors are frames with error and status; the socket stays open", async () => {
+  const { session, port } = setup({ ...alice, scopes: ["read:notifications"] });
+  await session.handleMessage(msg({ type: "subscribe", stream: "bogus" }));
+  await session.handleMessage(msg({ type: "subscribe", stream: "user:notification" }));
+  const full = setup();
+  await full.session.handleMessage(msg({ type: "subscribe", stream: "bogus" }));
+  await full.session.handleMessage(msg({ type: "subscribe", stream: "hashtag" }));
+  await full.session.handleMessage(msg({ type: "subscribe", stream: "list" }));
+  await full.session.handleMessage(msg({ type: "subscribe", stream: "list", list: "2" }));
+  assert.deepEqual(port.sent, [
+    '{"error":"Access token does not have the required scopes","status":401}',
+  ]);
+  assert.deepEqual(full.port.sent, [
+    '{"error":"Unknown stream type","status":400}',
+    '{"error":"Missing tag name parameter","status":400}',
+    '{"error":"Missing list name parameter","status":400}',
+    '{"error":"Not authorized to stream this list","status":401}',
+  ]);
+  assert.equal(full.port.closed, undefined);
+});
+
+Deno.test("Unsubscribe stops delivery; unknown ones are silent; bad ones answer an error", async () => {
+  const { session, hub, port, subscribed } = setup();
+  await session.handleMessage(msg({ type: "subscribe", stream: "public" }));
+  await session.handleMessage(msg({ type: "unsubscribe", stream: "public:local" }));
+  await session.handleMessage(msg({ type: "unsubscribe", stream: "public" }));
+  assert.equal(subscribed.has("timeline:public"), false);
+  hub.publish("timeline:public", '{"event":"delete","payload":"1"}');
+  await session.handleMessage(msg({ type: "unsubscribe", stream: "hashtag" }));
+  assert.deepEqual(port.sent, ['{"error":"Error unsubscribing from channel"}']);
+});
+
+Deno.test("Invalid JSON, scalars and unknown types are ignored", async () => {
+  const { session, port } = setup();
+  for (const text of ["{", "null", "42", "[]", msg({ type: "ping" }), msg({ stream: "user" })]) {
+    await session.handleMessage(text);
+  }
+  assert.deepEqual(port.sent, []);
+  assert.equal(port.closed, undefined);
+});
+
+Deno.test("A binary frame closes with 1003 and Mastodon's reason", async () => {
+  const { session, port, subscribed } = setup();
+  await session.handleMessage(new ArrayBuffer(3));
+  assert.deepEqual(port.closed, { code: 1003, reason: BINARY_REASON });
+  assert.equal(subscribed.size, 0);
+});
+
+Deno.test("kill closes without a status code and releases every channel", async () => {
+  const { session, hub, port, subscribed, metrics } = setup();
+  await session.handleMessage(msg({ type: "subscribe", stream: "user" }));
+  hub.publish("timeline:access_token:1", '{"event":"kill"}');
+  assert.deepEqual(port.closed, { code: undefined, reason: undefined });
+  assert.equal(subscribed.size, 0);
+  assert.equal(metrics.connectedClients.get({ type: "websocket" }), 0);
+});
+
+Deno.test("filters_changed on the system channel calls the connection's hook", () => {
+  const { session, hub } = setup();
+  let called = 0;
+  session.onFiltersChanged = () => called++;
+  hub.publish("timeline:system:1", '{"event":"filters_changed"}');
+  assert.equal(called, 1);
+});
+
+Deno.test("A client whose send buffer overflows is closed with 1013 and counted", async () => {
+  const { session, hub, port, metrics } = setup(alice, 100);
+  await session.handleMessage(msg({ type: "subscribe", stream: "public" }));
+  hub.publish("timeline:public", '{"event":"delete","payload":"1"}');
+  port.bufferedAmount = 101;
+  hub.publish("timeline:public", '{"event":"delete","payload":"2"}');
+  assert.equal(port.sent.length, 1);
+  assert.equal(port.closed?.code, OVERLOADED);
+  assert.equal(metrics.slowClientDisconnects.get({ type: "websocket" }), 1);
+  assert.ok(session.closed);
+});
+
+Deno.test("queryParams turns repeated keys into arrays", () => {
+  assert.deepEqual(queryParams(new URLSearchParams("a=1&b=2&a=3")), { a: ["1", "3"], b: "2" });
+});
