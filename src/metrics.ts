@@ -7,6 +7,8 @@
  * @module
  */
 
+import { METRICS_CHANNEL_LABELS } from "./timeline.ts";
+
 type Labels = Record<string, string>;
 
 function labelKey(labels: Labels): string {
@@ -74,21 +76,7 @@ export class Metric {
   }
 }
 
-const CHANNELS = [
-  "system",
-  "user",
-  "user:notification",
-  "list",
-  "direct",
-  "public",
-  "public:media",
-  "public:local",
-  "public:local:media",
-  "public:remote",
-  "public:remote:media",
-  "hashtag",
-  "hashtag:local",
-];
+const CHANNELS = METRICS_CHANNEL_LABELS;
 const TYPES = ["websocket", "eventsource"];
 
 /** Every metric Sluice exposes. */

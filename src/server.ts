@@ -43,9 +43,10 @@ export function startServer(options: {
       { hostname: listen.hostname, port: listen.port, onListen: () => {}, onError },
       options.handler,
     );
-  const address = server.addr.transport === "unix"
-    ? server.addr.path
-    : `${server.addr.hostname}:${server.addr.port}`;
+  const addr: Deno.Addr = server.addr;
+  const address = addr.transport === "unix"
+    ? addr.path
+    : `${(addr as Deno.NetAddr).hostname}:${(addr as Deno.NetAddr).port}`;
   if (listen.kind === "unix") allowEveryone(listen.path, log);
   log.info(
     `Streaming API now listening on ${listen.kind === "unix" ? "unix:" : "http://"}${address}`,
@@ -57,7 +58,7 @@ export function startServer(options: {
       const drained = server.shutdown(); // stops accepting at once
       for (const session of [...options.sessions]) session.goAway();
       options.sse.endAll();
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), options.shutdownTimeoutMs);
       });

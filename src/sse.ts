@@ -17,7 +17,7 @@ const THUMP = encoder.encode(":thump\n\n");
 /** Every open SSE client, for the shared heartbeat and for shutdown. */
 export class SseRegistry {
   readonly clients = new Set<SseClient>();
-  readonly #timer: number;
+  readonly #timer: ReturnType<typeof setInterval>;
 
   constructor(options: { heartbeatMs?: number } = {}) {
     this.#timer = setInterval(() => {

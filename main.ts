@@ -1,0 +1,131 @@
+/**
+ * Sluice: a drop-in replacement for Mastodon's streaming API server.
+ *
+ * The only place things are wired together: config → logging → Redis and
+ * PostgreSQL → hub → HTTP server; SIGTERM/SIGINT → one ordered shutdown.
+ * `start()` is exported so integration tests run the real wiring in-process.
+ *
+ * @module
+ */
+import { Access } from "./src/access.ts";
+import { Authenticator } from "./src/auth.ts";
+import { type Config, ConfigError, loadConfig } from "./src/config.ts";
+import { PgDatabase } from "./src/db.ts";
+import { Hub } from "./src/hub.ts";
+import { createLogger, type Logger } from "./src/log.ts";
+import { Metrics } from "./src/metrics.ts";
+import { RedisClient, RedisSubscriber, SubscribedKeys } from "./src/redis.ts";
+import { createHandler } from "./src/router.ts";
+import { type RunningServer, startServer } from "./src/server.ts";
+import { SseRegistry } from "./src/sse.ts";
+import type { SessionRegistry } from "./src/websocket.ts";
+
+/** A running Sluice. */
+export interface Sluice {
+  readonly server: RunningServer;
+  readonly hub: Hub;
+  readonly metrics: Metrics;
+  readonly subscriber: RedisSubscriber;
+  /** Ordered shutdown: streams, server, Redis, PostgreSQL. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts every part of Sluice for a parsed configuration. */
+export function start(config: Readonly<Config>, log: Logger): Sluice {
+  const metrics = new Metrics();
+  const db = new PgDatabase({ config: config.postgres, log: log.child({ module: "db" }), metrics });
+  const namespace = config.redisNamespace;
+  const redisLog = log.child({ module: "redis" });
+  const client = new RedisClient({ config: config.redis, log: redisLog });
+  const keys = new SubscribedKeys({ client, namespace, log: redisLog });
+  const subscriber = new RedisSubscriber({
+    config: config.redis,
+    namespace,
+    log: redisLog,
+    onStateChange: (connected) => {
+      metrics.redisConnected.set(connected ? 1 : 0);
+      if (!connected) return;
+      metrics.redisReconnects.set(subscriber.reconnects);
+      keys.rewriteAll();
+    },
+  });
+  const hub = new Hub({ subscriber, keys, log: log.child({ module: "hub" }), metrics });
+  const pump = (async () => {
+    for await (const { channel, message } of subscriber) hub.publish(channel, message);
+  })();
+  metrics.beforeRender = () => {
+    metrics.redisSubscriptions.set(subscriber.subscriptionCount);
+    const stats = db.stats();
+    metrics.pgTotal.set(stats.total);
+    metrics.pgIdle.set(stats.idle);
+    metrics.pgWaiting.set(stats.waiting);
+  };
+
+  const sse = new SseRegistry();
+  const sessions: SessionRegistry = new Set();
+  const access = new Access({ db });
+  const handler = createHandler({
+    hub,
+    metrics,
+    queueLimit: config.clientQueueBytes,
+    auth: new Authenticator({ db }),
+    access,
+    log: log.child({ module: "http" }),
+    sse,
+    sessions,
+    ready: async () => {
+      if (!subscriber.connected) throw new Error("Redis is not connected");
+      await db.ping().catch(() => Promise.reject(new Error("PostgreSQL is not answering")));
+    },
+  });
+  const server = startServer({
+    listen: config.listen,
+    handler,
+    log,
+    sse,
+    sessions,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      await server.shutdown();
+      sse.close();
+      await subscriber.close();
+      await pump;
+      await keys.close();
+      await client.close();
+      await db.close();
+    })();
+  return { server, hub, metrics, subscriber, close, [Symbol.asyncDispose]: close };
+}
+
+function envFileFlag(args: string[]): string | undefined {
+  const flag = args.find((a) => a.startsWith("--env-file="));
+  return flag?.slice("--env-file=".length);
+}
+
+if (import.meta.main) {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig({ envFile: envFileFlag(Deno.args) });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message); // the one place a line goes to stderr: there is no logger yet
+    Deno.exit(1);
+  }
+  const log = createLogger({ level: config.logLevel, name: "streaming" });
+  for (const name of config.ignoredVariables) {
+    log.warn(`${name} is set but ignored: Mastodon's streaming server no longer reads it`);
+  }
+  const sluice = start(config, log);
+  const stop = async () => {
+    log.info("Shutting down");
+    await sluice.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+}

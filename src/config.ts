@@ -1,0 +1,544 @@
+/**
+ * Mastodon's streaming environment variables → one frozen Config.
+ *
+ * Owns the variable names, their defaults (production and development), the
+ * `.env` / `.env.production` loading rule and dotenv syntax. `parseConfig` is
+ * pure and reads only through the getter it is given; `loadConfig` is the only
+ * place in the project that touches `Deno.env`. This module never opens a
+ * connection and never logs: errors are `ConfigError`s whose one-line message
+ * names the variable and the bad value (never a password).
+ *
+ * @module
+ */
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+/** Where to listen. */
+export type Listen =
+  | { kind: "tcp"; hostname: string; port: number }
+  | { kind: "unix"; path: string };
+
+/** Options handed to the PostgreSQL pool (node-postgres names). */
+export interface PostgresConfig {
+  user?: string;
+  password?: string;
+  /** Host name, or a directory holding the server's unix socket. */
+  host?: string;
+  port?: number;
+  database?: string;
+  /** false: no TLS; object: TLS with these options. Undefined: driver default. */
+  ssl?: false | { rejectUnauthorized: boolean; ca?: string; cert?: string; key?: string };
+  options?: string;
+  /** DB_POOL */
+  max: number;
+}
+
+export interface RedisEndpoint {
+  host: string;
+  port: number;
+}
+
+/** How to reach Redis. */
+export interface RedisConfig {
+  /** tcp: host/port (tls for rediss://); unix: socket path; sentinel: ask the sentinels. */
+  mode: "tcp" | "unix" | "sentinel";
+  host: string;
+  port: number;
+  path?: string;
+  tls: boolean;
+  db: number;
+  username?: string;
+  password?: string;
+  sentinels?: RedisEndpoint[];
+  sentinelMaster?: string;
+  sentinelUsername?: string;
+  sentinelPassword?: string;
+}
+
+/** The whole configuration, parsed once and frozen. */
+export interface Config {
+  /** NODE_ENV as given (default "development"). */
+  nodeEnv: string;
+  logLevel: LogLevel;
+  listen: Listen;
+  /** TRUSTED_PROXY_IP split on commas/whitespace. */
+  trustedProxyIp: string[];
+  postgres: PostgresConfig;
+  redis: RedisConfig;
+  /** REDIS_NAMESPACE, or undefined. */
+  redisNamespace?: string;
+  /** SLUICE_CLIENT_QUEUE_BYTES: queued bytes after which a client is cut off. */
+  clientQueueBytes: number;
+  /** SLUICE_SHUTDOWN_TIMEOUT_MS: how long graceful shutdown may take. */
+  shutdownTimeoutMs: number;
+  /** Names of obsolete variables that were set (logged once, otherwise ignored). */
+  ignoredVariables: string[];
+}
+
+/** A configuration value that cannot be used; start-up stops with its one-line message. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads one variable; undefined when it is not set. */
+export type Getter = (name: string) => string | undefined;
+
+/** Reads a text file; undefined when it does not exist. */
+export type TextFileReader = (path: string) => string | undefined;
+
+/** Every variable `parseConfig` reads, for `--allow-env=…`. */
+export const VARIABLES: readonly string[] = Object.freeze([
+  "NODE_ENV",
+  "LOG_LEVEL",
+  "PORT",
+  "BIND",
+  "SOCKET",
+  "TRUSTED_PROXY_IP",
+  "DATABASE_URL",
+  "DB_HOST",
+  "DB_PORT",
+  "DB_USER",
+  "DB_PASS",
+  "DB_NAME",
+  "DB_SSLMODE",
+  "DB_POOL",
+  "USER",
+  "REDIS_URL",
+  "REDIS_HOST",
+  "REDIS_PORT",
+  "REDIS_DB",
+  "REDIS_USER",
+  "REDIS_USERNAME",
+  "REDIS_PASSWORD",
+  "REDIS_SENTINELS",
+  "REDIS_SENTINEL_MASTER",
+  "REDIS_SENTINEL_PORT",
+  "REDIS_SENTINEL_USERNAME",
+  "REDIS_SENTINEL_PASSWORD",
+  "REDIS_NAMESPACE",
+  "SLUICE_CLIENT_QUEUE_BYTES",
+  "SLUICE_SHUTDOWN_TIMEOUT_MS",
+  "STREAMING_CLUSTER_NUM",
+  "LIMITED_FEDERATION_MODE",
+  "WHITELIST_MODE",
+  "AUTHORIZED_FETCH",
+]);
+
+const OBSOLETE = [
+  "STREAMING_CLUSTER_NUM",
+  "LIMITED_FEDERATION_MODE",
+  "WHITELIST_MODE",
+  "AUTHORIZED_FETCH",
+];
+
+/** Turns variables into a deeply frozen Config; `readTextFile` serves DATABASE_URL's sslrootcert/sslcert/sslkey. */
+export function parseConfig(
+  get: Getter,
+  options: { readTextFile?: TextFileReader } = {},
+): Readonly<Config> {
+  const nodeEnv = nonEmpty(get, "NODE_ENV") ?? "development";
+  const trusted = nonEmpty(get, "TRUSTED_PROXY_IP") ?? "loopback,uniquelocal";
+  return deepFreeze(defined({
+    nodeEnv,
+    logLevel: logLevel(get, nodeEnv),
+    listen: listen(get),
+    trustedProxyIp: trusted.split(/[\s,]+/).filter((entry) => entry !== ""),
+    postgres: postgres(get, nodeEnv, options.readTextFile),
+    redis: redis(get),
+    redisNamespace: nonEmpty(get, "REDIS_NAMESPACE"),
+    clientQueueBytes: integer(get, "SLUICE_CLIENT_QUEUE_BYTES", 1048576, POSITIVE),
+    shutdownTimeoutMs: integer(get, "SLUICE_SHUTDOWN_TIMEOUT_MS", 10000, TIMER),
+    ignoredVariables: OBSOLETE.filter((name) => nonEmpty(get, name) !== undefined),
+  }));
+}
+
+// --- numbers and small values -------------------------------------------------
+
+interface Range {
+  min: number;
+  max: number;
+  what: string;
+}
+
+const PORT: Range = { min: 1, max: 65535, what: "an integer from 1 to 65535" };
+const NON_NEGATIVE: Range = {
+  min: 0,
+  max: Number.MAX_SAFE_INTEGER,
+  what: "a non-negative integer",
+};
+const POSITIVE: Range = { min: 1, max: Number.MAX_SAFE_INTEGER, what: "a positive integer" };
+const TIMER: Range = { min: 1, max: 2 ** 31 - 1, what: "an integer from 1 to 2147483647" };
+
+function nonEmpty(get: Getter, name: string): string | undefined {
+  const value = get(name);
+  return value === "" ? undefined : value;
+}
+
+function toInteger(text: string, range: Range): number | undefined {
+  const trimmed = text.trim();
+  if (!/^\d+$/.test(trimmed)) return undefined;
+  const n = Number(trimmed);
+  return n >= range.min && n <= range.max ? n : undefined;
+}
+
+function integer(get: Getter, name: string, fallback: number, range: Range): number {
+  const raw = nonEmpty(get, name);
+  if (raw === undefined) return fallback;
+  const n = toInteger(raw, range);
+  if (n === undefined) {
+    throw new ConfigError(
+      `Cannot parse ${name}: expected ${range.what}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return n;
+}
+
+function logLevel(get: Getter, nodeEnv: string): LogLevel {
+  const raw = get("LOG_LEVEL");
+  const known = LOG_LEVELS.find((level) => level === raw);
+  return known ?? (nodeEnv === "development" ? "debug" : "info");
+}
+
+function listen(get: Getter): Listen {
+  const socket = nonEmpty(get, "SOCKET");
+  if (socket !== undefined) return { kind: "unix", path: socket };
+  const bind = nonEmpty(get, "BIND") ?? "127.0.0.1";
+  const hostname = bind.replace(/^\[(.*)\]$/, "$1");
+  return { kind: "tcp", hostname, port: integer(get, "PORT", 4000, PORT) };
+}
+
+// --- PostgreSQL -----------------------------------------------------------------
+
+function postgres(get: Getter, nodeEnv: string, read?: TextFileReader): PostgresConfig {
+  const max = integer(get, "DB_POOL", 10, POSITIVE);
+  const url = nonEmpty(get, "DATABASE_URL");
+  if (url !== undefined) return defined({ ...postgresFromUrl(url, get, read), max });
+  if (nodeEnv !== "production" && nodeEnv !== "development") {
+    throw new ConfigError(
+      "Unable to resolve postgresql database configuration. " +
+        `(NODE_ENV is ${
+          JSON.stringify(nodeEnv)
+        }: set DATABASE_URL, or NODE_ENV to production or development)`,
+    );
+  }
+  const production = nodeEnv === "production";
+  return defined({
+    user: nonEmpty(get, "DB_USER") ?? (production ? "mastodon" : nonEmpty(get, "USER")),
+    password: nonEmpty(get, "DB_PASS") ?? (production ? "" : undefined),
+    host: nonEmpty(get, "DB_HOST") ?? "localhost",
+    port: integer(get, "DB_PORT", 5432, PORT),
+    database: nonEmpty(get, "DB_NAME") ??
+      (production ? "mastodon_production" : "mastodon_development"),
+    ssl: dbSslMode(get("DB_SSLMODE")),
+    max,
+  });
+}
+
+function dbSslMode(mode: string | undefined): PostgresConfig["ssl"] {
+  if (mode === undefined) return undefined;
+  if (mode === "" || mode === "disable") return false;
+  return { rejectUnauthorized: mode !== "no-verify" };
+}
+
+function postgresFromUrl(
+  text: string,
+  get: Getter,
+  read?: TextFileReader,
+): Omit<PostgresConfig, "max"> {
+  // A `%` that starts no escape stands for itself, as pg-connection-string allows.
+  const url = splitUrl("DATABASE_URL", text.replace(/%(?![0-9a-f]{2})/gi, "%25"));
+  if (url.scheme !== "postgres" && url.scheme !== "postgresql") {
+    throw new ConfigError(
+      `Cannot parse DATABASE_URL: expected a postgres:// or postgresql:// URL, got "${url.scheme}:"`,
+    );
+  }
+  const query = url.query;
+  const portText = query.get("port") || url.port;
+  const port = portText ? toInteger(portText, PORT) : undefined;
+  if (portText && port === undefined) {
+    throw new ConfigError(
+      "Invalid port specified in DATABASE_URL environment variable: " +
+        `expected ${PORT.what}, got ${JSON.stringify(portText)}`,
+    );
+  }
+  return {
+    user: query.get("user") || url.username || undefined,
+    password: query.get("password") || url.password || nonEmpty(get, "DB_PASS"),
+    host: query.get("host") || url.host || undefined,
+    port,
+    database: url.path.replace(/^\//, "") || undefined,
+    ssl: urlSsl(query, read),
+    options: query.get("options") ?? undefined,
+  };
+}
+
+const SSL_MODES: Record<string, PostgresConfig["ssl"]> = {
+  "disable": false,
+  "allow": false,
+  "prefer": { rejectUnauthorized: false },
+  "require": { rejectUnauthorized: false },
+  "no-verify": { rejectUnauthorized: false },
+  "verify-ca": { rejectUnauthorized: true },
+  "verify-full": { rejectUnauthorized: true },
+};
+
+function urlSsl(query: URLSearchParams, read?: TextFileReader): PostgresConfig["ssl"] {
+  const flag = query.get("ssl");
+  let ssl: PostgresConfig["ssl"] = flag === "true" || flag === "1"
+    ? { rejectUnauthorized: true }
+    : flag === "false" || flag === "0"
+    ? false
+    : undefined;
+  const mode = query.get("sslmode");
+  if (mode !== null) {
+    if (!Object.hasOwn(SSL_MODES, mode)) {
+      const modes = Object.keys(SSL_MODES).join(", ").replace(/, (?!.*, )/, " or ");
+      throw new ConfigError(
+        `Cannot parse DATABASE_URL: expected sslmode ${modes}, got ${JSON.stringify(mode)}`,
+      );
+    }
+    ssl = SSL_MODES[mode];
+  }
+  const files = certificates(query, read);
+  if (files === undefined || ssl === false) return ssl;
+  return { rejectUnauthorized: ssl?.rejectUnauthorized ?? true, ...files };
+}
+
+function certificates(query: URLSearchParams, read?: TextFileReader) {
+  const files: { ca?: string; cert?: string; key?: string } = {};
+  const params = [["sslrootcert", "ca"], ["sslcert", "cert"], ["sslkey", "key"]] as const;
+  for (const [param, field] of params) {
+    const path = query.get(param);
+    if (!path) continue;
+    const text = read?.(path);
+    if (text === undefined) {
+      throw new ConfigError(`Cannot parse DATABASE_URL: cannot read ${param} file "${path}"`);
+    }
+    files[field] = text;
+  }
+  return Object.keys(files).length === 0 ? undefined : files;
+}
+
+// --- Redis ----------------------------------------------------------------------
+
+const REDIS_HOST = "127.0.0.1";
+const REDIS_PORT = 6379;
+
+function redis(get: Getter): RedisConfig {
+  const url = nonEmpty(get, "REDIS_URL");
+  if (url !== undefined) return defined(redisFromUrl(url));
+  const base = {
+    host: nonEmpty(get, "REDIS_HOST") ?? REDIS_HOST,
+    port: integer(get, "REDIS_PORT", REDIS_PORT, PORT),
+    tls: false,
+    db: integer(get, "REDIS_DB", 0, NON_NEGATIVE),
+    username: nonEmpty(get, "REDIS_USER") ?? nonEmpty(get, "REDIS_USERNAME"),
+    password: nonEmpty(get, "REDIS_PASSWORD"),
+  };
+  const sentinels = nonEmpty(get, "REDIS_SENTINELS");
+  const master = nonEmpty(get, "REDIS_SENTINEL_MASTER");
+  if (sentinels === undefined || master === undefined) return defined({ mode: "tcp", ...base });
+  const sentinelPort = integer(get, "REDIS_SENTINEL_PORT", 26379, PORT);
+  // Like `??`: a variable set to "" means "none", not "use the fallback".
+  const or = (raw: string | undefined, fallback: string | undefined) =>
+    raw === undefined ? fallback : raw || undefined;
+  return defined({
+    mode: "sentinel",
+    ...base,
+    sentinels: sentinels.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "")
+      .map((entry) => sentinel(entry, sentinelPort)),
+    sentinelMaster: master,
+    sentinelUsername: or(get("REDIS_SENTINEL_USERNAME"), base.username),
+    sentinelPassword: or(get("REDIS_SENTINEL_PASSWORD"), base.password),
+  });
+}
+
+function sentinel(entry: string, defaultPort: number): RedisEndpoint {
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(entry);
+  const colons = entry.split(":").length - 1;
+  const [host, portText] = bracketed
+    ? [bracketed[1], bracketed[2]]
+    : colons > 1
+    ? [entry, undefined] // a bare IPv6 address
+    : entry.split(":");
+  const port = portText === undefined ? defaultPort : toInteger(portText, PORT);
+  if (!host || port === undefined) {
+    throw new ConfigError(
+      `Cannot parse REDIS_SENTINELS: expected host[:port] with a port from 1 to 65535, got ${
+        JSON.stringify(entry)
+      }`,
+    );
+  }
+  return { host, port };
+}
+
+function redisFromUrl(text: string): RedisConfig {
+  const url = splitUrl("REDIS_URL", text);
+  const query = url.query;
+  const credentials = {
+    tls: url.scheme === "rediss",
+    username: url.username || query.get("username") || undefined,
+    password: url.password || query.get("password") || undefined,
+  };
+  if (url.scheme === "unix") {
+    if (!url.path) {
+      throw new ConfigError("Cannot parse REDIS_URL: expected a socket path after unix://");
+    }
+    const db = redisDb(query.get("db"));
+    return { mode: "unix", host: REDIS_HOST, port: REDIS_PORT, path: url.path, db, ...credentials };
+  }
+  if (url.scheme !== "redis" && url.scheme !== "rediss") {
+    throw new ConfigError(
+      `Cannot parse REDIS_URL: expected a redis://, rediss:// or unix:// URL, got "${url.scheme}:"`,
+    );
+  }
+  const port = url.port ? toInteger(url.port, PORT) : REDIS_PORT;
+  if (port === undefined) {
+    throw new ConfigError(
+      `Cannot parse REDIS_URL: expected a port from 1 to 65535, got ${JSON.stringify(url.port)}`,
+    );
+  }
+  const db = redisDb(url.path.replace(/^\//, "") || query.get("db"));
+  return { mode: "tcp", host: url.host || REDIS_HOST, port, db, ...credentials };
+}
+
+function redisDb(text: string | null): number {
+  if (!text) return 0;
+  const db = toInteger(text, NON_NEGATIVE);
+  if (db === undefined) {
+    throw new ConfigError(
+      `Cannot parse REDIS_URL: expected a non-negative integer as the database, got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return db;
+}
+
+// --- URLs -----------------------------------------------------------------------
+
+interface UrlParts {
+  scheme: string;
+  username: string;
+  password: string;
+  host: string;
+  port: string;
+  path: string;
+  query: URLSearchParams;
+}
+
+/** scheme:[//[userinfo@]host[:port]]path[?query][#fragment]; userinfo ends at its last `@`. */
+const URL_SHAPE =
+  /^([a-z][a-z0-9+.-]*):(?:\/\/(?:([^/?#]*)@)?(\[[^\]]*\]|[^:/?#]*)(?::([^/?#]*))?)?([^?#]*)(?:\?([^#]*))?(?:#[\s\S]*)?$/i;
+
+/**
+ * Splits a connection URL by hand: WHATWG `URL` rejects forms that
+ * connection strings use, such as an empty host after credentials
+ * (`postgres://user@/db?host=/run/postgresql`). Messages never include the
+ * URL itself, which may hold a password.
+ */
+function splitUrl(name: string, text: string): UrlParts {
+  const match = URL_SHAPE.exec(text);
+  if (match === null) {
+    throw new ConfigError(
+      `Cannot parse ${name}: expected scheme://[user[:password]@]host[:port][/path]`,
+    );
+  }
+  const [, scheme, userinfo = "", host = "", port = "", path, query = ""] = match;
+  const colon = userinfo.indexOf(":");
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new ConfigError(`Cannot parse ${name}: invalid percent-encoding`);
+    }
+  };
+  return {
+    scheme: scheme.toLowerCase(),
+    username: decode(colon === -1 ? userinfo : userinfo.slice(0, colon)),
+    password: colon === -1 ? "" : decode(userinfo.slice(colon + 1)),
+    host: decode(host.replace(/^\[(.*)\]$/, "$1")),
+    port,
+    path: decode(path),
+    query: new URLSearchParams(query),
+  };
+}
+
+// --- .env files -----------------------------------------------------------------
+
+/**
+ * One dotenv entry, the grammar shared by Node's and Ruby's dotenv: optional
+ * `export`, a key, `=` (or `: `), then a single-, double- or backtick-quoted
+ * value (may span lines) or a bare value ending at `#` or end of line, then
+ * an optional `# comment`.
+ */
+const ENV_ENTRY =
+  /^\s*(?:export\s+)?([\w.-]+)(?:\s*=\s*?|:\s+?)(\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|\s*`(?:\\`|[^`])*`|[^#\r\n]+)?\s*(?:#.*)?$/gm;
+
+/** Parses dotenv syntax (as Node's dotenv 17 does); a later duplicate key wins. */
+export function readEnvFile(text: string): Map<string, string> {
+  const vars = new Map<string, string>();
+  for (const match of text.replace(/\r\n?/g, "\n").matchAll(ENV_ENTRY)) {
+    vars.set(match[1], unquote((match[2] ?? "").trim()));
+  }
+  return vars;
+}
+
+function unquote(value: string): string {
+  const quote = value[0];
+  const quoted = value.length >= 2 && `"'\``.includes(quote) && value.endsWith(quote);
+  const inner = quoted ? value.slice(1, -1) : value;
+  return quote === '"' ? inner.replaceAll("\\n", "\n").replaceAll("\\r", "\r") : inner;
+}
+
+/**
+ * Process variables over an env file, by Mastodon's rule: the explicit
+ * `envFile` (which must exist), else `.env.production` when NODE_ENV is
+ * `production`, else `.env`; a missing default file is fine.
+ */
+export function environment(
+  options: { get: Getter; readTextFile: TextFileReader; envFile?: string },
+): Getter {
+  const { get, readTextFile, envFile } = options;
+  const path = envFile ?? (get("NODE_ENV") === "production" ? ".env.production" : ".env");
+  const text = readTextFile(path);
+  if (text === undefined && envFile !== undefined) {
+    throw new ConfigError(`Cannot read env file ${JSON.stringify(envFile)}: no such file`);
+  }
+  const file = readEnvFile(text ?? "");
+  return (name) => get(name) ?? file.get(name);
+}
+
+/** Reads the process environment and env file (see `environment`) into a Config. */
+export function loadConfig(args: { envFile?: string } = {}): Readonly<Config> {
+  const get = (name: string) => Deno.env.get(name);
+  const env = environment({ get, readTextFile: readIfExists, envFile: args.envFile });
+  return parseConfig(env, { readTextFile: readIfExists });
+}
+
+function readIfExists(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot read ${JSON.stringify(path)}: ${reason}`);
+  }
+}
+
+// --- helpers --------------------------------------------------------------------
+
+/** Drops keys whose value is undefined, so configs compare and print cleanly. */
+function defined<T extends object>(record: T): T {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as T;
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === "object" && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,90 @@
+/**
+ * The integration-test stack: a throwaway redis-server and PostgreSQL
+ * (schema and seed of the reference transcripts) and Sluice itself, started
+ * in-process through main.ts's `start()` on a free port.
+ *
+ * @module
+ */
+import { type Sluice, start } from "../main.ts";
+import { type PostgresServer, startPostgresServer } from "../scripts/postgres_server.ts";
+import { type RedisServer, startRedisServer } from "../scripts/redis_server.ts";
+import { parseConfig } from "../src/config.ts";
+import { createLogger, type Logger, silentLogger } from "../src/log.ts";
+import { RedisClient } from "../src/redis.ts";
+import { portOf } from "../src/server.ts";
+
+/** Services shared by the tests of one file. */
+export interface Services {
+  redis: RedisServer;
+  pg: PostgresServer;
+  /** A command connection to the test Redis (PUBLISH, TTL, …). */
+  client: RedisClient;
+  close(): Promise<void>;
+}
+
+/** Starts redis-server and PostgreSQL. */
+export async function startServices(): Promise<Services> {
+  const [redis, pg] = await Promise.all([startRedisServer(), startPostgresServer()]);
+  const client = new RedisClient({
+    config: parseConfig((k) => ({ REDIS_URL: redis.url } as Record<string, string>)[k]).redis,
+    log: silentLogger,
+  });
+  await client.ready();
+  return {
+    redis,
+    pg,
+    client,
+    close: async () => {
+      await client.close();
+      await Promise.all([redis.stop(), pg.stop()]);
+    },
+  };
+}
+
+/** The environment that points Sluice at the services. */
+export function serviceEnv(services: Services): Record<string, string> {
+  return {
+    NODE_ENV: "production",
+    REDIS_HOST: "127.0.0.1",
+    REDIS_PORT: String(services.redis.port),
+    DB_HOST: "127.0.0.1",
+    DB_PORT: String(services.pg.port),
+    DB_USER: services.pg.user,
+    DB_NAME: services.pg.database,
+    DB_PASS: "",
+  };
+}
+
+/** A Sluice started in-process for a test. */
+export interface TestSluice {
+  sluice: Sluice;
+  port: number;
+  http: string;
+  ws: string;
+  /** Resolves once Redis has processed every SUBSCRIBE sent so far. */
+  settled(): Promise<void>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts Sluice against the services; `env` overrides variables. */
+export async function startSluice(
+  services: Services,
+  env: Record<string, string> = {},
+  log: Logger = Deno.env.get("SLUICE_TEST_LOG") ? createLogger({ level: "debug" }) : silentLogger,
+): Promise<TestSluice> {
+  const vars: Record<string, string> = { ...serviceEnv(services), ...env };
+  const config = parseConfig((k) => vars[k]);
+  const sluice = start({ ...config, listen: { kind: "tcp", hostname: "127.0.0.1", port: 0 } }, log);
+  await sluice.subscriber.ready();
+  const port = portOf(sluice.server);
+  return {
+    sluice,
+    port,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}`,
+    settled: () => sluice.subscriber.ready(),
+    close: () => sluice.close(),
+    [Symbol.asyncDispose]: () => sluice.close(),
+  };
+}
