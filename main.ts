@@ -11,6 +11,7 @@ import { Access } from "./src/access.ts";
 import { Authenticator } from "./src/auth.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config.ts";
 import { PgDatabase } from "./src/db.ts";
+import { EventFilter } from "./src/filter.ts";
 import { Hub } from "./src/hub.ts";
 import { createLogger, type Logger } from "./src/log.ts";
 import { Metrics } from "./src/metrics.ts";
@@ -31,8 +32,16 @@ export interface Sluice {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Timings that tests shorten; production uses Mastodon's. */
+export interface Timings {
+  /** SSE heartbeat period (15 s). */
+  heartbeatMs?: number;
+  /** Idle seconds before a WebSocket is pinged, and then cut without a pong (30). */
+  wsIdleTimeoutSeconds?: number;
+}
+
 /** Starts every part of Sluice for a parsed configuration. */
-export function start(config: Readonly<Config>, log: Logger): Sluice {
+export function start(config: Readonly<Config>, log: Logger, timings: Timings = {}): Sluice {
   const metrics = new Metrics();
   const db = new PgDatabase({ config: config.postgres, log: log.child({ module: "db" }), metrics });
   const namespace = config.redisNamespace;
@@ -50,7 +59,8 @@ export function start(config: Readonly<Config>, log: Logger): Sluice {
       keys.rewriteAll();
     },
   });
-  const hub = new Hub({ subscriber, keys, log: log.child({ module: "hub" }), metrics });
+  const filter = new EventFilter({ db, log: log.child({ module: "filter" }), metrics });
+  const hub = new Hub({ subscriber, keys, log: log.child({ module: "hub" }), metrics, filter });
   const pump = (async () => {
     for await (const { channel, message } of subscriber) hub.publish(channel, message);
   })();
@@ -62,18 +72,20 @@ export function start(config: Readonly<Config>, log: Logger): Sluice {
     metrics.pgWaiting.set(stats.waiting);
   };
 
-  const sse = new SseRegistry();
+  const sse = new SseRegistry({ heartbeatMs: timings.heartbeatMs });
   const sessions: SessionRegistry = new Set();
   const access = new Access({ db });
   const handler = createHandler({
     hub,
     metrics,
     queueLimit: config.clientQueueBytes,
+    filter,
     auth: new Authenticator({ db }),
     access,
     log: log.child({ module: "http" }),
     sse,
     sessions,
+    wsIdleTimeoutSeconds: timings.wsIdleTimeoutSeconds,
     ready: async () => {
       if (!subscriber.connected) throw new Error("Redis is not connected");
       await db.ping().catch(() => Promise.reject(new Error("PostgreSQL is not answering")));

@@ -9,6 +9,13 @@
 import type { ResolvedStream } from "./access.ts";
 import type { Viewer } from "./auth.ts";
 import type { StreamEvent } from "./event.ts";
+import {
+  decide,
+  type EventFacts,
+  type EventFilter,
+  FilterCache,
+  type FilterViewer,
+} from "./filter.ts";
 import type { Hub, Listener } from "./hub.ts";
 import type { Metrics, Series } from "./metrics.ts";
 import { systemChannels } from "./timeline.ts";
@@ -22,15 +29,35 @@ export interface ClientContext {
   metrics: Metrics;
   /** Queued bytes after which the client is cut off. */
   queueLimit: number;
+  /** Counts filtering drops (absent in unit tests without filtering). */
+  filter?: Pick<EventFilter, "dropped">;
 }
 
 /** One stream subscription of one client. */
 export class Subscription implements Listener {
-  constructor(readonly client: Client, readonly stream: ResolvedStream) {}
+  readonly viewer?: FilterViewer;
 
-  deliver(event: StreamEvent): void {
+  constructor(readonly client: Client, readonly stream: ResolvedStream) {
+    if (stream.filter) {
+      const { accountId, chosenLanguages } = client.viewer;
+      this.viewer = {
+        accountId,
+        chosenLanguages,
+        access: stream.filter.access,
+        filters: client.filters,
+      };
+    }
+  }
+
+  deliver(event: StreamEvent, _channel: string, facts?: EventFacts): void {
     if (!event.deliverable) return;
-    this.client.transmit(event, this.stream.label);
+    if (facts === undefined || this.viewer === undefined) {
+      this.client.transmit(event, this.stream.label);
+      return;
+    }
+    const outcome = decide(facts, this.viewer, Date.now());
+    if (typeof outcome === "string") this.client.context.filter?.dropped(outcome);
+    else this.client.transmit(outcome, this.stream.label);
   }
 }
 
@@ -43,13 +70,15 @@ export abstract class Client {
   readonly #latency: Series;
   readonly #deliveries: Series;
   #closed = false;
+  /** This connection's keyword filters, loaded at the first filtered event. */
+  readonly filters = new FilterCache();
   /** Called when `filters_changed` arrives on the account's system channel. */
   onFiltersChanged?: () => void;
 
   constructor(
     readonly viewer: Viewer,
     readonly type: ClientType,
-    protected readonly context: ClientContext,
+    readonly context: ClientContext,
   ) {
     this.#systemChannels = systemChannels(viewer);
     this.#system = { deliver: (event) => this.#onSystemEvent(event) };
@@ -128,6 +157,9 @@ export abstract class Client {
 
   #onSystemEvent(event: StreamEvent): void {
     if (event.event === "kill") this.kill();
-    else if (event.event === "filters_changed") this.onFiltersChanged?.();
+    else if (event.event === "filters_changed") {
+      this.filters.invalidate();
+      this.onFiltersChanged?.();
+    }
   }
 }

@@ -8,6 +8,7 @@
 import { pg, type Pool } from "../deps.ts";
 import type { PostgresConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
+import type { FilterRow } from "./keyword_filter.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** The row behind an access token (§2.2). */
@@ -25,8 +26,35 @@ export interface FeedAccess {
   remoteDisabled: boolean;
 }
 
+/** The relationship question of one status, asked for many viewers at once. */
+export interface RelationshipQuery {
+  viewerIds: readonly string[];
+  authorId: string;
+  /** The author and the mentioned accounts. */
+  targetIds: readonly string[];
+  /** The author's domain when remote, else null. */
+  domain: string | null;
+}
+
+/** One keyword-filter row with the account it belongs to. */
+export interface AccountFilterRow extends FilterRow {
+  accountId: string;
+}
+
+/** The queries behind per-viewer filtering. */
+export interface FilterDatabase {
+  /**
+   * Viewers who block the author or a mentioned account, whom the author
+   * blocks, who mute the author or a mentioned account, or who block the
+   * author's domain (§6.3), in one query for all viewers.
+   */
+  excludedViewers(query: RelationshipQuery): Promise<string[]>;
+  /** The unexpired keyword filters of these accounts (§6.4), in one query. */
+  filterRows(accountIds: readonly string[]): Promise<AccountFilterRow[]>;
+}
+
 /** What the server asks PostgreSQL. */
-export interface Database {
+export interface Database extends FilterDatabase {
   /** The token's row, or undefined for unknown, revoked, disabled or suspended. */
   tokenRow(token: string): Promise<TokenRow | undefined>;
   /** Whether the list exists and belongs to the account (any error: false). */
@@ -53,6 +81,28 @@ LIMIT 1`;
 const LIST_SQL = "SELECT id FROM lists WHERE id = $1 AND account_id = $2 LIMIT 1";
 const SETTINGS_SQL = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
 const DISABLED = "--- disabled\n";
+
+const EXCLUDED_SQL = `SELECT viewer.id::text AS id
+FROM unnest($1::bigint[]) AS viewer(id)
+WHERE EXISTS (
+    SELECT 1 FROM blocks
+    WHERE (blocks.account_id = viewer.id AND blocks.target_account_id = ANY($2::bigint[]))
+       OR (blocks.account_id = $3::bigint AND blocks.target_account_id = viewer.id))
+  OR EXISTS (
+    SELECT 1 FROM mutes
+    WHERE mutes.account_id = viewer.id AND mutes.target_account_id = ANY($2::bigint[]))
+  OR ($4::text IS NOT NULL AND EXISTS (
+    SELECT 1 FROM account_domain_blocks
+    WHERE account_domain_blocks.account_id = viewer.id AND account_domain_blocks.domain = $4::text))`;
+
+const FILTERS_SQL = `SELECT filter.account_id::text AS account_id, filter.id::text AS id,
+  filter.phrase AS title, filter.context AS context, filter.expires_at AS expires_at,
+  filter.action AS filter_action, keyword.keyword AS keyword, keyword.whole_word AS whole_word
+FROM custom_filter_keywords keyword
+JOIN custom_filters filter ON keyword.custom_filter_id = filter.id
+WHERE filter.account_id = ANY($1::bigint[])
+  AND (filter.expires_at IS NULL OR filter.expires_at > NOW())
+ORDER BY filter.id, keyword.id`;
 
 /** {@link Database} over a node-postgres pool. */
 export class PgDatabase implements Database {
@@ -111,6 +161,30 @@ export class PgDatabase implements Database {
     ]);
     const value = (name: string) => rows.find((r) => r.var === name)?.value;
     return { localDisabled: value(local) === DISABLED, remoteDisabled: value(remote) === DISABLED };
+  }
+
+  async excludedViewers(query: RelationshipQuery): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(EXCLUDED_SQL, [
+      query.viewerIds,
+      query.targetIds,
+      query.authorId,
+      query.domain,
+    ]);
+    return rows.map((r) => r.id);
+  }
+
+  async filterRows(accountIds: readonly string[]): Promise<AccountFilterRow[]> {
+    const { rows } = await this.pool.query(FILTERS_SQL, [accountIds]);
+    return rows.map((r) => ({
+      accountId: r.account_id,
+      id: r.id,
+      title: r.title,
+      context: r.context ?? [],
+      expires_at: r.expires_at,
+      filter_action: Number(r.filter_action),
+      keyword: r.keyword,
+      whole_word: Boolean(r.whole_word),
+    }));
   }
 
   async ping(): Promise<void> {

@@ -3,19 +3,27 @@
  * listener of a channel makes the subscriber SUBSCRIBE, the last one leaving
  * makes it UNSUBSCRIBE; stream channels (not system ones) also keep their
  * `subscribed:` key alive. Each Redis message is parsed once and the same
- * immutable event is handed, in Redis order, to every listener.
+ * immutable event is handed, in Redis order, to every listener. Events that
+ * are filtered per viewer wait for their facts (fetched once for all viewers);
+ * later events of that channel queue behind them so order is kept.
  * hub.ts never talks to PostgreSQL and never waits for a client.
  *
  * @module
  */
 import { MalformedMessageError, parseEvent, type StreamEvent } from "./event.ts";
+import type { EventFacts, EventFilter, FilterViewer } from "./filter.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Something that receives the events of the channels it is attached to. */
 export interface Listener {
-  /** Called synchronously for every event of the channel; must not block. */
-  deliver(event: StreamEvent, channel: string): void;
+  /**
+   * Called for every event of the channel, in Redis order; must not block.
+   * `facts` is given for events that are filtered per viewer.
+   */
+  deliver(event: StreamEvent, channel: string, facts?: EventFacts): void;
+  /** Present when this listener's updates are filtered per viewer. */
+  readonly viewer?: FilterViewer;
 }
 
 /** What the hub needs from the Redis subscriber. */
@@ -34,6 +42,11 @@ interface ChannelState {
   readonly listeners: Set<Listener>;
   /** Listeners that are stream subscriptions (they keep `subscribed:` keys). */
   streams: number;
+  /** Listeners filtered per viewer. */
+  filtered: number;
+  /** Events waiting for their filtering facts, or behind one that is; in Redis order. */
+  readonly queue: Array<{ event: StreamEvent; listeners: Listener[] }>;
+  draining: boolean;
 }
 
 /** Channel → listeners, with Redis subscriptions following the listener count. */
@@ -43,11 +56,20 @@ export class Hub {
   readonly #keys: ChannelKeys;
   readonly #log: Logger;
   readonly #metrics: Metrics;
+  readonly #filter?: EventFilter;
   #malformedLogged = 0;
+  readonly #watchers = new Map<string, Array<() => void>>();
 
   constructor(
-    options: { subscriber: ChannelSubscriber; keys: ChannelKeys; log: Logger; metrics: Metrics },
+    options: {
+      subscriber: ChannelSubscriber;
+      keys: ChannelKeys;
+      log: Logger;
+      metrics: Metrics;
+      filter?: EventFilter;
+    },
   ) {
+    this.#filter = options.filter;
     this.#subscriber = options.subscriber;
     this.#keys = options.keys;
     this.#log = options.log;
@@ -58,12 +80,18 @@ export class Hub {
   attach(channel: string, listener: Listener, stream: boolean): void {
     let state = this.#channels.get(channel);
     if (state === undefined) {
-      state = { listeners: new Set(), streams: 0 };
+      state = { listeners: new Set(), streams: 0, filtered: 0, queue: [], draining: false };
       this.#channels.set(channel, state);
       this.#subscriber.subscribe(channel);
     }
     if (state.listeners.has(listener)) return;
     state.listeners.add(listener);
+    if (listener.viewer) state.filtered++;
+    const watchers = this.#watchers.get(channel);
+    if (watchers) {
+      this.#watchers.delete(channel);
+      for (const resolve of watchers) resolve();
+    }
     if (stream && state.streams++ === 0) this.#keys.add(channel);
   }
 
@@ -71,6 +99,7 @@ export class Hub {
   detach(channel: string, listener: Listener, stream: boolean): void {
     const state = this.#channels.get(channel);
     if (state === undefined || !state.listeners.delete(listener)) return;
+    if (listener.viewer) state.filtered--;
     if (stream && --state.streams === 0) this.#keys.remove(channel);
     if (state.listeners.size === 0) {
       this.#channels.delete(channel);
@@ -92,7 +121,35 @@ export class Hub {
       return;
     }
     if (!event.deliverable && state.streams > 0) this.#metrics.undeliverableMessages.inc();
-    for (const listener of state.listeners) listener.deliver(event, channel);
+    const needsFacts = state.filtered > 0 && this.#filter?.applies(event);
+    if (state.queue.length === 0 && !needsFacts) {
+      for (const listener of state.listeners) listener.deliver(event, channel);
+      return;
+    }
+    state.queue.push({ event, listeners: [...state.listeners] });
+    if (!state.draining) this.#drain(channel, state);
+  }
+
+  /**
+   * Delivers a channel's queued events in order, fetching filtering facts for
+   * each that needs them (one round trip for all its viewers). Listeners that
+   * left meanwhile are skipped; ones that arrived later never see older events.
+   */
+  async #drain(channel: string, state: ChannelState): Promise<void> {
+    state.draining = true;
+    while (state.queue.length > 0) {
+      const { event, listeners } = state.queue[0];
+      let facts: EventFacts | undefined;
+      if (this.#filter?.applies(event)) {
+        const viewers = listeners.flatMap((l) => l.viewer ? [l.viewer] : []);
+        if (viewers.length > 0) facts = await this.#filter.prepare(event, viewers);
+      }
+      state.queue.shift();
+      for (const listener of listeners) {
+        if (state.listeners.has(listener)) listener.deliver(event, channel, facts);
+      }
+    }
+    state.draining = false;
   }
 
   /** Channels with at least one listener. */
@@ -103,6 +160,16 @@ export class Hub {
   /** Channels with at least one stream subscription (for rewriting `subscribed:` keys). */
   get streamChannels(): string[] {
     return [...this.#channels].filter(([, s]) => s.streams > 0).map(([c]) => c);
+  }
+
+  /** Resolves once the channel has a listener (at once if it has one). */
+  listened(channel: string): Promise<void> {
+    if (this.#channels.has(channel)) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const watchers = this.#watchers.get(channel) ?? [];
+    watchers.push(resolve);
+    this.#watchers.set(channel, watchers);
+    return promise;
   }
 
   /** How many listeners a channel has. */

@@ -157,6 +157,26 @@ export class Metrics {
     "PostgreSQL queries made, by purpose",
     [{ purpose: "token" }, { purpose: "list" }, { purpose: "feed_access" }],
   );
+  readonly filterRoundTrips = new Metric(
+    "sluice_filter_db_round_trips_total",
+    "counter",
+    "Relationship queries made for per-viewer filtering (one per filtered event at most)",
+  );
+  readonly filterCacheLoads = new Metric(
+    "sluice_filter_cache_loads_total",
+    "counter",
+    "Queries that loaded keyword filters into connection caches",
+  );
+  readonly filterDrops = new Metric(
+    "sluice_filter_dropped_total",
+    "counter",
+    "Events not delivered to a viewer by filtering, by reason",
+    ["feed_access", "language", "relationship", "database_error", "invalid_status"].map((
+      reason,
+    ) => ({
+      reason,
+    })),
+  );
   readonly deliveryLatency = new Metric(
     "sluice_delivery_latency_seconds_sum",
     "counter",

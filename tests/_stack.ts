@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Sluice, start } from "../main.ts";
+import { type Sluice, start, type Timings } from "../main.ts";
 import { type PostgresServer, startPostgresServer } from "../scripts/postgres_server.ts";
 import { type RedisServer, startRedisServer } from "../scripts/redis_server.ts";
 import { parseConfig } from "../src/config.ts";
@@ -63,6 +63,8 @@ export interface TestSluice {
   ws: string;
   /** Resolves once Redis has processed every SUBSCRIBE sent so far. */
   settled(): Promise<void>;
+  /** Resolves once Sluice listens to every channel and Redis confirmed it. */
+  listening(...channels: string[]): Promise<void>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -71,11 +73,13 @@ export interface TestSluice {
 export async function startSluice(
   services: Services,
   env: Record<string, string> = {},
+  timings: Timings = {},
   log: Logger = Deno.env.get("SLUICE_TEST_LOG") ? createLogger({ level: "debug" }) : silentLogger,
 ): Promise<TestSluice> {
   const vars: Record<string, string> = { ...serviceEnv(services), ...env };
   const config = parseConfig((k) => vars[k]);
-  const sluice = start({ ...config, listen: { kind: "tcp", hostname: "127.0.0.1", port: 0 } }, log);
+  const listen = { kind: "tcp" as const, hostname: "127.0.0.1", port: 0 };
+  const sluice = start({ ...config, listen }, log, timings);
   await sluice.subscriber.ready();
   const port = portOf(sluice.server);
   return {
@@ -84,6 +88,10 @@ export async function startSluice(
     http: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
     settled: () => sluice.subscriber.ready(),
+    listening: async (...channels) => {
+      await Promise.all(channels.map((c) => sluice.hub.listened(c)));
+      await sluice.subscriber.ready();
+    },
     close: () => sluice.close(),
     [Symbol.asyncDispose]: () => sluice.close(),
   };

@@ -1,0 +1,247 @@
+/**
+ * Per-viewer filtering of `update` / `status.update` on public and hashtag
+ * streams (spec §6), shared by SSE and WebSocket. For each event the facts
+ * that need PostgreSQL are fetched once for every viewer of the channel
+ * ({@link EventFilter.prepare}); the decision per viewer is the pure
+ * {@link decide}. filter.ts never touches a socket.
+ *
+ * @module
+ */
+import type { FeedAccess, FilterDatabase } from "./db.ts";
+import type { StreamEvent } from "./event.ts";
+import {
+  appendFiltered,
+  type CompiledFilter,
+  compileFilters,
+  matchFilters,
+  searchableText,
+} from "./keyword_filter.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** Why a viewer did not get an event. */
+export type DropReason =
+  | "feed_access"
+  | "language"
+  | "relationship"
+  | "database_error"
+  | "invalid_status";
+
+/** A connection's keyword-filter cache: undefined until loaded, reset by `filters_changed`. */
+export class FilterCache {
+  compiled?: CompiledFilter[];
+  /** Bumped on invalidation, so a load that raced it is not stored. */
+  generation = 0;
+  invalidate(): void {
+    this.compiled = undefined;
+    this.generation++;
+  }
+}
+
+/** What the filter needs to know about one viewer's subscription. */
+export interface FilterViewer {
+  readonly accountId: string;
+  readonly chosenLanguages: readonly string[] | null;
+  readonly access: FeedAccess;
+  readonly filters: FilterCache;
+}
+
+/** The fields of a status that decisions use, read once per event. */
+export interface StatusFacts {
+  local: boolean;
+  language: unknown;
+  authorId: string;
+  /** The author and every mentioned account (numeric ids only). */
+  targetIds: string[];
+  /** The domain of a remote author's acct, else null. */
+  domain: string | null;
+  /** The payload already carries `filtered` (Rails applied filters). */
+  hasFiltered: boolean;
+}
+
+/** Facts shared by every viewer of one event. */
+export class EventFacts {
+  #text?: string;
+  readonly #events = new Map<string, StreamEvent>();
+
+  constructor(
+    readonly event: StreamEvent,
+    readonly status: StatusFacts,
+    /** Viewers (account ids) to whom the status must not be shown; null when unknown. */
+    readonly excluded: ReadonlySet<string> | null,
+    /** Accounts whose keyword filters could not be loaded. */
+    readonly filtersFailed: ReadonlySet<string>,
+  ) {}
+
+  /** The searchable text, computed at most once per event. */
+  text(): string {
+    return this.#text ??= searchableText(this.event.payload as Record<string, unknown>);
+  }
+
+  /** The event with `filtered` appended; viewers with equal results share it. */
+  withFiltered(filteredJson: string): StreamEvent {
+    let event = this.#events.get(filteredJson);
+    if (event === undefined) {
+      event = this.event.withPayloadJson(appendFiltered(this.event.payloadJson, filteredJson));
+      this.#events.set(filteredJson, event);
+    }
+    return event;
+  }
+}
+
+const FILTERED_EVENTS = new Set(["update", "status.update"]);
+const NUMERIC = /^\d{1,19}$/;
+
+/** Reads the decision-relevant fields of a status payload. */
+export function statusFacts(payload: unknown): StatusFacts | undefined {
+  if (typeof payload !== "object" || payload === null) return undefined;
+  const status = payload as Record<string, unknown>;
+  const account = status.account as Record<string, unknown> | undefined;
+  if (typeof account !== "object" || account === null) return undefined;
+  const authorId = String(account.id);
+  if (!NUMERIC.test(authorId)) return undefined;
+  const mentions = Array.isArray(status.mentions) ? status.mentions : [];
+  const mentioned = mentions.map((m) => String((m as Record<string, unknown>)?.id));
+  const acct = String(account.acct ?? "");
+  const at = acct.indexOf("@");
+  return {
+    local: account.username === account.acct,
+    language: status.language ?? null,
+    authorId,
+    targetIds: [authorId, ...mentioned.filter((id) => NUMERIC.test(id))],
+    domain: at >= 0 ? acct.slice(at + 1) : null,
+    hasFiltered: Object.hasOwn(status, "filtered"),
+  };
+}
+
+/** The checks that need no database: feed access and language (§6.1 a–b). */
+export function precheck(status: StatusFacts, viewer: FilterViewer): DropReason | undefined {
+  if (status.local ? viewer.access.localDisabled : viewer.access.remoteDisabled) {
+    return "feed_access";
+  }
+  const chosen = viewer.chosenLanguages;
+  if (chosen !== null && !chosen.includes(status.language as string)) return "language";
+  return undefined;
+}
+
+/** One viewer's outcome: the event to send, or why not. */
+export function decide(
+  facts: EventFacts,
+  viewer: FilterViewer,
+  now: number,
+): StreamEvent | DropReason {
+  if (facts.status === INVALID) return "invalid_status";
+  const early = precheck(facts.status, viewer);
+  if (early !== undefined) return early;
+  if (facts.excluded === null) return "database_error";
+  if (facts.excluded.has(viewer.accountId)) return "relationship";
+  if (facts.status.hasFiltered) return facts.event;
+  if (facts.filtersFailed.has(viewer.accountId)) return "database_error";
+  const filters = viewer.filters.compiled ?? [];
+  const filtered = filters.length === 0 ? "[]" : matchFilters(filters, facts.text(), now);
+  return facts.withFiltered(filtered);
+}
+
+/** Fetches the database facts of an event for all its viewers at once. */
+export class EventFilter {
+  readonly #db: FilterDatabase;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  #outage = false;
+
+  constructor(options: { db: FilterDatabase; log: Logger; metrics: Metrics }) {
+    this.#db = options.db;
+    this.#log = options.log;
+    this.#metrics = options.metrics;
+  }
+
+  /** Whether an event is filtered per viewer at all. */
+  applies(event: StreamEvent): boolean {
+    return event.deliverable && FILTERED_EVENTS.has(event.event);
+  }
+
+  /**
+   * One relationship query for every viewer that passes the pure checks, and
+   * one keyword-filter load for those whose cache is empty. Never throws:
+   * failures become facts that drop the event for the viewers concerned.
+   */
+  async prepare(event: StreamEvent, viewers: readonly FilterViewer[]): Promise<EventFacts> {
+    const status = statusFacts(event.payload);
+    if (status === undefined) return new EventFacts(event, INVALID, null, new Set());
+    const candidates = viewers.filter((v) => precheck(status, v) === undefined);
+    const ids = [...new Set(candidates.map((v) => v.accountId))];
+    const uncached = status.hasFiltered ? [] : candidates.filter((v) => !v.filters.compiled);
+    const [excluded, filtersFailed] = await Promise.all([
+      this.#excluded(status, ids),
+      this.#loadFilters(uncached),
+    ]);
+    return new EventFacts(event, status, excluded, filtersFailed);
+  }
+
+  /** Counts a decision that dropped an event. */
+  dropped(reason: DropReason): void {
+    this.#metrics.filterDrops.inc({ reason });
+  }
+
+  async #excluded(status: StatusFacts, ids: string[]): Promise<ReadonlySet<string> | null> {
+    if (ids.length === 0) return new Set();
+    this.#metrics.filterRoundTrips.inc();
+    try {
+      const excluded = await this.#db.excludedViewers({
+        viewerIds: ids,
+        authorId: status.authorId,
+        targetIds: status.targetIds,
+        domain: status.domain,
+      });
+      this.#recovered();
+      return new Set(excluded);
+    } catch (err) {
+      this.#failed(err);
+      return null;
+    }
+  }
+
+  async #loadFilters(viewers: FilterViewer[]): Promise<ReadonlySet<string>> {
+    if (viewers.length === 0) return new Set();
+    const generations = viewers.map((v) => v.filters.generation);
+    const ids = [...new Set(viewers.map((v) => v.accountId))];
+    this.#metrics.filterCacheLoads.inc();
+    try {
+      const rows = await this.#db.filterRows(ids);
+      viewers.forEach((viewer, i) => {
+        if (viewer.filters.generation !== generations[i] || viewer.filters.compiled) return;
+        viewer.filters.compiled = compileFilters(
+          rows.filter((r) => r.accountId === viewer.accountId),
+        );
+      });
+      return new Set();
+    } catch (err) {
+      this.#failed(err);
+      return new Set(ids);
+    }
+  }
+
+  #failed(err: unknown): void {
+    if (this.#outage) return;
+    this.#outage = true;
+    this.#log.error("PostgreSQL failed while filtering; events are dropped for filtered viewers", {
+      err: err as Error,
+    });
+  }
+
+  #recovered(): void {
+    if (!this.#outage) return;
+    this.#outage = false;
+    this.#log.info("PostgreSQL answers filtering queries again");
+  }
+}
+
+/** The facts of a payload that is not a status with an account (dropped, counted). */
+const INVALID: StatusFacts = Object.freeze({
+  local: false,
+  language: null,
+  authorId: "",
+  targetIds: [],
+  domain: null,
+  hasFiltered: false,
+});
