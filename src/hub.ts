@@ -58,7 +58,7 @@ export class Hub {
   readonly #metrics: Metrics;
   readonly #filter?: EventFilter;
   #malformedLogged = 0;
-  readonly #watchers = new Map<string, Array<() => void>>();
+  readonly #watchers = new Map<string, Array<{ count: number; resolve: () => void }>>();
 
   constructor(
     options: {
@@ -89,8 +89,11 @@ export class Hub {
     if (listener.viewer) state.filtered++;
     const watchers = this.#watchers.get(channel);
     if (watchers) {
-      this.#watchers.delete(channel);
-      for (const resolve of watchers) resolve();
+      const size = state.listeners.size;
+      for (const w of watchers.filter((w) => w.count <= size)) w.resolve();
+      const waiting = watchers.filter((w) => w.count > size);
+      if (waiting.length) this.#watchers.set(channel, waiting);
+      else this.#watchers.delete(channel);
     }
     if (stream && state.streams++ === 0) this.#keys.add(channel);
   }
@@ -162,12 +165,12 @@ export class Hub {
     return [...this.#channels].filter(([, s]) => s.streams > 0).map(([c]) => c);
   }
 
-  /** Resolves once the channel has a listener (at once if it has one). */
-  listened(channel: string): Promise<void> {
-    if (this.#channels.has(channel)) return Promise.resolve();
+  /** Resolves once the channel has at least `count` listeners. */
+  listened(channel: string, count = 1): Promise<void> {
+    if (this.listenerCount(channel) >= count) return Promise.resolve();
     const { promise, resolve } = Promise.withResolvers<void>();
     const watchers = this.#watchers.get(channel) ?? [];
-    watchers.push(resolve);
+    watchers.push({ count, resolve });
     this.#watchers.set(channel, watchers);
     return promise;
   }

@@ -65,6 +65,8 @@ export interface TestSluice {
   settled(): Promise<void>;
   /** Resolves once Sluice listens to every channel and Redis confirmed it. */
   listening(...channels: string[]): Promise<void>;
+  /** Resolves once `channel` has `count` listeners and Redis confirmed the subscription. */
+  listeners(channel: string, count: number): Promise<void>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -88,6 +90,10 @@ export async function startSluice(
     http: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
     settled: () => sluice.subscriber.ready(),
+    listeners: async (channel, count) => {
+      await sluice.hub.listened(channel, count);
+      await sluice.subscriber.ready();
+    },
     listening: async (...channels) => {
       await Promise.all(channels.map((c) => sluice.hub.listened(c)));
       await sluice.subscriber.ready();

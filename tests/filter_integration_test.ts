@@ -1,0 +1,316 @@
+/**
+ * Per-viewer filtering against a real PostgreSQL and redis-server, over SSE
+ * and WebSocket (spec §6, issue: one database round trip per event).
+ */
+import assert from "node:assert/strict";
+import { SseReader, WsClient } from "./_clients.ts";
+import { type Services, startServices, startSluice, type TestSluice } from "./_stack.ts";
+
+type Author = { id: string; username: string; acct: string };
+const CAROL = { id: "3", username: "carol", acct: "carol" }; // blocked by alice
+const DAVE = { id: "4", username: "dave", acct: "dave@spam.example" }; // domain-blocked by alice
+const EVE = { id: "5", username: "eve", acct: "eve" }; // muted by alice
+const FRANK = { id: "6", username: "frank", acct: "frank@social.example" };
+const GRACE = { id: "8", username: "grace", acct: "grace@else.example" }; // blocks alice
+const BOB = { id: "2", username: "bob", acct: "bob" };
+
+let serial = 0;
+function status(
+  author: Author,
+  extra: Record<string, unknown> = {},
+): { id: string; message: string } {
+  const id = `11500000000000${String(++serial).padStart(4, "0")}`;
+  const payload = {
+    id,
+    language: "en",
+    spoiler_text: "",
+    content: "<p>Hello</p>",
+    account: author,
+    mentions: [],
+    ...extra,
+  };
+  return { id, message: JSON.stringify({ event: "update", payload }) };
+}
+
+/** One viewer watching a stream over SSE and WebSocket at once. */
+class Watcher {
+  #marks = 0;
+  #consumed = 0;
+  private constructor(readonly sse: SseReader, readonly ws: WsClient) {}
+
+  static async open(app: TestSluice, token: string, stream = "public", query = "") {
+    const sse = await SseReader.open(
+      `${app.http}/api/v1/streaming/${stream.replace(":", "/")}?access_token=${token}${query}`,
+    );
+    const ws = await WsClient.open(
+      `${app.ws}/api/v1/streaming?access_token=${token}&stream=${stream}${query}`,
+    );
+    return new Watcher(sse, ws);
+  }
+
+  /** Payloads received over both transports up to the next end marker; asserts they agree. */
+  async updates(services: Services, channel: string): Promise<Array<Record<string, unknown>>> {
+    const mark = `end-${++this.#marks}`;
+    await services.client.publish(channel, JSON.stringify({ event: "delete", payload: mark }));
+    const from = this.#consumed;
+    const at = await this.sse.contains(`data: ${mark}\n\n`, from);
+    this.#consumed = at;
+    const sseEvents = this.sse.text.slice(from, at).split("\n\n").flatMap((block) => {
+      const data = block.split("\n").find((l) => l.startsWith("data: {"));
+      return data ? [JSON.parse(data.slice(6))] : [];
+    });
+    const wsEvents: Array<Record<string, unknown>> = [];
+    for (;;) {
+      const frame = JSON.parse(await this.ws.next());
+      if (frame.payload === mark) break;
+      if (frame.event !== "delete") wsEvents.push(JSON.parse(frame.payload));
+    }
+    assert.deepEqual(wsEvents, sseEvents, "SSE and WebSocket disagree");
+    return sseEvents;
+  }
+
+  async close() {
+    await this.sse.close();
+    await this.ws.close();
+  }
+}
+
+const ids = (events: Array<Record<string, unknown>>) => events.map((e) => e.id);
+
+Deno.test("Public and hashtag updates are filtered per viewer like Mastodon", async (t) => {
+  const services = await startServices();
+  const sql = (text: string) => services.pg.query(text);
+  await sql(`INSERT INTO accounts (id, username, domain) VALUES (8, 'grace', 'else.example');
+             INSERT INTO blocks (account_id, target_account_id) VALUES (8, 1)`);
+  const app = await startSluice(services);
+  const publish = (channel: string, message: string) => services.client.publish(channel, message);
+  const watch = async (token: string, stream = "public", query = "") => {
+    const watcher = await Watcher.open(app, token, stream, query);
+    await app.listening(stream === "public" ? "timeline:public" : "timeline:hashtag:rust");
+    return watcher;
+  };
+
+  await t.step("blocks, mutes and domain blocks hide statuses from alice only", async () => {
+    const alice = await watch("token-alice"), bob = await watch("token-bob");
+    const cases = {
+      blockedAuthor: status(CAROL),
+      authorBlocksViewer: status(GRACE),
+      blockedMention: status(FRANK, { mentions: [{ id: "3" }] }),
+      mutedAuthor: status(EVE),
+      mutedMention: status(BOB, { mentions: [{ id: "5" }] }),
+      domainBlocked: status(DAVE),
+      fine: status(FRANK),
+    };
+    for (const s of Object.values(cases)) await publish("timeline:public", s.message);
+    assert.deepEqual(ids(await alice.updates(services, "timeline:public")), [cases.fine.id]);
+    assert.deepEqual(
+      ids(await bob.updates(services, "timeline:public")),
+      Object.values(cases).map((s) => s.id),
+    );
+    await alice.close();
+    await bob.close();
+  });
+
+  await t.step("languages: not chosen and null are dropped for alice, not for bob", async () => {
+    const alice = await watch("token-alice"), bob = await watch("token-bob");
+    const de = status(BOB, { language: "de" }), none = status(BOB, { language: null });
+    const en = status(BOB);
+    for (const s of [de, none, en]) await publish("timeline:public", s.message);
+    assert.deepEqual(ids(await alice.updates(services, "timeline:public")), [en.id]);
+    assert.deepEqual(ids(await bob.updates(services, "timeline:public")), [de.id, none.id, en.id]);
+    await alice.close();
+    await bob.close();
+  });
+
+  await t.step(
+    "feed access settings apply per subscription; the role permission bypasses",
+    async () => {
+      for (const [setting, hidden] of [["local", "local"], ["remote", "remote"]] as const) {
+        await sql(
+          `INSERT INTO settings (var, value) VALUES ('${setting}_live_feed_access', E'--- disabled\\n')`,
+        );
+        await sql("UPDATE users SET role_id = 1 WHERE id = 2");
+        const alice = await watch("token-alice"), bob = await watch("token-bob");
+        const local = status(BOB), remote = status(FRANK);
+        await publish("timeline:public", local.message);
+        await publish("timeline:public", remote.message);
+        const shown = hidden === "local" ? [remote.id] : [local.id];
+        assert.deepEqual(ids(await alice.updates(services, "timeline:public")), shown);
+        assert.deepEqual(ids(await bob.updates(services, "timeline:public")), [
+          local.id,
+          remote.id,
+        ]);
+        await alice.close();
+        await bob.close();
+        await sql("DELETE FROM settings; UPDATE users SET role_id = NULL WHERE id = 2");
+      }
+    },
+  );
+
+  await t.step("keyword filters add filtered entries; [] otherwise", async () => {
+    await sql(`INSERT INTO custom_filters (id, account_id, phrase, context, action, expires_at)
+               VALUES (2, 1, 'Old', '{public}', 1, now() - interval '1 day');
+               INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word)
+               VALUES (2, 'hello', false)`);
+    const alice = await watch("token-alice");
+    const hit = status(BOB, { content: "<p>A SPOILER alert</p>" });
+    const partial = status(BOB, { content: "<p>spoilers and spoilerish</p>" });
+    await publish("timeline:public", hit.message);
+    await publish("timeline:public", partial.message);
+    const [a, b] = await alice.updates(services, "timeline:public");
+    assert.deepEqual(a.filtered, [{
+      filter: {
+        id: "1",
+        title: "Spoilers",
+        context: ["home", "public"],
+        expires_at: null,
+        filter_action: "warn",
+      },
+      keyword_matches: ["SPOILER"],
+      status_matches: null,
+    }]);
+    assert.deepEqual(b.filtered, []);
+    assert.equal(Object.keys(a).at(-1), "filtered");
+    await alice.close();
+  });
+
+  await t.step("filters_changed reloads the filters of open connections", async () => {
+    const alice = await watch("token-alice");
+    const before = status(BOB, { content: "<p>world</p>" });
+    await publish("timeline:public", before.message);
+    assert.deepEqual((await alice.updates(services, "timeline:public"))[0].filtered, []);
+    await sql("UPDATE custom_filter_keywords SET keyword = 'world' WHERE id = 1");
+    const cached = status(BOB, { content: "<p>world</p>" });
+    await publish("timeline:public", cached.message);
+    assert.deepEqual((await alice.updates(services, "timeline:public"))[0].filtered, []);
+    await publish("timeline:system:1", '{"event":"filters_changed"}');
+    const after = status(BOB, { content: "<p>world</p>" });
+    await publish("timeline:public", after.message);
+    const [got] = await alice.updates(services, "timeline:public");
+    assert.deepEqual((got.filtered as Array<{ keyword_matches: string[] }>)[0].keyword_matches, [
+      "world",
+    ]);
+    await sql("UPDATE custom_filter_keywords SET keyword = 'spoiler' WHERE id = 1");
+    await alice.close();
+  });
+
+  await t.step("a payload that already has filtered is forwarded unchanged", async () => {
+    const alice = await watch("token-alice");
+    const given = status(BOB, { filtered: [{ rails: true }] });
+    await publish("timeline:public", given.message);
+    const [got] = await alice.updates(services, "timeline:public");
+    assert.deepEqual(got.filtered, [{ rails: true }]);
+    await alice.close();
+  });
+
+  await t.step("hashtag streams are filtered too; user streams are not", async () => {
+    const alice = await watch("token-alice", "hashtag", "&tag=Rust");
+    const blocked = status(CAROL), fine = status(FRANK);
+    await publish("timeline:hashtag:rust", blocked.message);
+    await publish("timeline:hashtag:rust", fine.message);
+    const got = await alice.updates(services, "timeline:hashtag:rust");
+    assert.deepEqual(ids(got), [fine.id]);
+    const user = await SseReader.open(`${app.http}/api/v1/streaming/user?access_token=token-alice`);
+    await app.listening("timeline:1");
+    await publish("timeline:1", blocked.message);
+    await user.contains(`"id":"${blocked.id}"`);
+    assert.equal(user.text.includes("filtered"), false);
+    await user.close();
+    await alice.close();
+  });
+
+  await t.step(
+    "a failing database drops filtered events, counted, and streams stay up",
+    async () => {
+      const alice = await watch("token-alice"), bob = await watch("token-bob");
+      const drops = () => app.sluice.metrics.filterDrops.get({ reason: "database_error" });
+      const before = drops();
+      await sql("ALTER TABLE blocks RENAME TO blocks_away");
+      await publish("timeline:public", status(FRANK).message);
+      assert.deepEqual(await alice.updates(services, "timeline:public"), []);
+      assert.deepEqual(await bob.updates(services, "timeline:public"), []);
+      assert.equal(drops() - before, 4); // two viewers, two transports each
+      await sql("ALTER TABLE blocks_away RENAME TO blocks");
+      const after = status(FRANK);
+      await publish("timeline:public", after.message);
+      assert.deepEqual(ids(await alice.updates(services, "timeline:public")), [after.id]);
+      await alice.close();
+      await bob.close();
+    },
+  );
+
+  await app.close();
+  await services.close();
+});
+
+Deno.test("One filtering query per event, whatever the number of viewers", async (t) => {
+  const services = await startServices();
+  const count = 60;
+  const rows = Array.from({ length: count }, (_, i) => 100 + i);
+  await services.pg.query(`
+    INSERT INTO accounts (id, username, domain) VALUES (99, 'zed', 'remote.example');
+    ${
+    rows.map((id) =>
+      `INSERT INTO accounts (id, username) VALUES (${id}, 'v${id}');
+      INSERT INTO users (id, email, account_id, chosen_languages)
+        VALUES (${id}, 'v${id}@x', ${id}, ${id % 5 === 3 ? "'{de}'" : "NULL"});
+      INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
+        VALUES ('token-v${id}', 'read', ${id});`
+    ).join("\n")
+  }
+    ${
+    rows.filter((id) => id % 5 === 0).map((id) =>
+      `INSERT INTO blocks (account_id, target_account_id) VALUES (${id}, 99);`
+    ).join("\n")
+  }
+    ${
+    rows.filter((id) => id % 5 === 1).map((id) =>
+      `INSERT INTO mutes (account_id, target_account_id) VALUES (${id}, 99);`
+    ).join("\n")
+  }
+    ${
+    rows.filter((id) => id % 5 === 2).map((id) =>
+      `INSERT INTO account_domain_blocks (account_id, domain) VALUES (${id}, 'remote.example');`
+    ).join("\n")
+  }
+  `);
+  const app = await startSluice(services);
+  const metrics = app.sluice.metrics;
+
+  for (const viewers of [1, 50]) {
+    await t.step(`${viewers} viewer(s) over SSE and WebSocket`, async () => {
+      const chosen = rows.slice(0, viewers);
+      const readers = await Promise.all(
+        chosen.map((id) =>
+          id % 2
+            ? SseReader.open(`${app.http}/api/v1/streaming/public?access_token=token-v${id}`)
+            : WsClient.open(`${app.ws}/api/v1/streaming?access_token=token-v${id}&stream=public`)
+        ),
+      );
+      await app.listeners("timeline:public", viewers);
+      const before = metrics.filterRoundTrips.get();
+      const zed = status({ id: "99", username: "zed", acct: "zed@remote.example" });
+      await services.client.publish("timeline:public", zed.message);
+      await services.client.publish("timeline:public", '{"event":"delete","payload":"end"}');
+      for (const [i, reader] of readers.entries()) {
+        const id = chosen[i];
+        const visible = id % 5 === 4;
+        let text: string;
+        if (reader instanceof SseReader) {
+          await reader.contains("data: end\n\n");
+          text = reader.text;
+        } else {
+          const frames = [await reader.next()];
+          while (!frames.at(-1)!.includes('"payload":"end"')) frames.push(await reader.next());
+          text = frames.join("\n");
+        }
+        assert.equal(text.includes(zed.id), visible, `viewer ${id}`);
+      }
+      assert.equal(metrics.filterRoundTrips.get() - before, 1);
+      await Promise.all(readers.map((r) => r.close()));
+    });
+  }
+
+  await app.close();
+  await services.close();
+});
