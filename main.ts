@@ -133,7 +133,10 @@ if (import.meta.main) {
     log.warn(`${name} is set but ignored: Mastodon's streaming server no longer reads it`);
   }
   const sluice = start(config, log);
+  let stopping = false;
   const stop = async () => {
+    if (stopping) return;
+    stopping = true;
     log.info("Shutting down");
     await sluice.close();
     Deno.exit(0);
