@@ -245,39 +245,26 @@ Deno.test("Public and hashtag updates are filtered per viewer like Mastodon", as
 
 Deno.test("One filtering query per event, whatever the number of viewers", async (t) => {
   const services = await startServices();
-  const count = 60;
+  const count = 1000;
   const rows = Array.from({ length: count }, (_, i) => 100 + i);
+  const last = 100 + count - 1;
+  const viewers = `generate_series(100, ${last}) AS g`;
   await services.pg.query(`
     INSERT INTO accounts (id, username, domain) VALUES (99, 'zed', 'remote.example');
-    ${
-    rows.map((id) =>
-      `INSERT INTO accounts (id, username) VALUES (${id}, 'v${id}');
-      INSERT INTO users (id, email, account_id, chosen_languages)
-        VALUES (${id}, 'v${id}@x', ${id}, ${id % 5 === 3 ? "'{de}'" : "NULL"});
-      INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
-        VALUES ('token-v${id}', 'read', ${id});`
-    ).join("\n")
-  }
-    ${
-    rows.filter((id) => id % 5 === 0).map((id) =>
-      `INSERT INTO blocks (account_id, target_account_id) VALUES (${id}, 99);`
-    ).join("\n")
-  }
-    ${
-    rows.filter((id) => id % 5 === 1).map((id) =>
-      `INSERT INTO mutes (account_id, target_account_id) VALUES (${id}, 99);`
-    ).join("\n")
-  }
-    ${
-    rows.filter((id) => id % 5 === 2).map((id) =>
-      `INSERT INTO account_domain_blocks (account_id, domain) VALUES (${id}, 'remote.example');`
-    ).join("\n")
-  }
+    INSERT INTO accounts (id, username) SELECT g, 'v' || g FROM ${viewers};
+    INSERT INTO users (id, email, account_id, chosen_languages)
+      SELECT g, 'v' || g || '@x', g, CASE WHEN g % 5 = 3 THEN '{de}'::varchar[] END FROM ${viewers};
+    INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
+      SELECT 'token-v' || g, 'read', g FROM ${viewers};
+    INSERT INTO blocks (account_id, target_account_id) SELECT g, 99 FROM ${viewers} WHERE g % 5 = 0;
+    INSERT INTO mutes (account_id, target_account_id) SELECT g, 99 FROM ${viewers} WHERE g % 5 = 1;
+    INSERT INTO account_domain_blocks (account_id, domain)
+      SELECT g, 'remote.example' FROM ${viewers} WHERE g % 5 = 2;
   `);
   const app = await startSluice(services);
   const metrics = app.sluice.metrics;
 
-  for (const viewers of [1, 50]) {
+  for (const viewers of [1, 50, 1000]) {
     await t.step(`${viewers} viewer(s) over SSE and WebSocket`, async () => {
       const chosen = rows.slice(0, viewers);
       const readers = await Promise.all(
