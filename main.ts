@@ -62,7 +62,13 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
   const filter = new EventFilter({ db, log: log.child({ module: "filter" }), metrics });
   const hub = new Hub({ subscriber, keys, log: log.child({ module: "hub" }), metrics, filter });
   const pump = (async () => {
-    for await (const { channel, message } of subscriber) hub.publish(channel, message);
+    for await (const { channel, message } of subscriber) {
+      try {
+        hub.publish(channel, message);
+      } catch (err) {
+        log.error("Failed to dispatch a Redis message", { channel, err: err as Error });
+      }
+    }
   })();
   metrics.beforeRender = () => {
     metrics.redisSubscriptions.set(subscriber.subscriptionCount);

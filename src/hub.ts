@@ -126,7 +126,7 @@ export class Hub {
     if (!event.deliverable && state.streams > 0) this.#metrics.undeliverableMessages.inc();
     const needsFacts = state.filtered > 0 && this.#filter?.applies(event);
     if (state.queue.length === 0 && !needsFacts) {
-      for (const listener of state.listeners) listener.deliver(event, channel);
+      for (const listener of state.listeners) this.#deliver(listener, event, channel);
       return;
     }
     state.queue.push({ event, listeners: [...state.listeners] });
@@ -140,19 +140,31 @@ export class Hub {
    */
   async #drain(channel: string, state: ChannelState): Promise<void> {
     state.draining = true;
-    while (state.queue.length > 0) {
-      const { event, listeners } = state.queue[0];
-      let facts: EventFacts | undefined;
-      if (this.#filter?.applies(event)) {
-        const viewers = listeners.flatMap((l) => l.viewer ? [l.viewer] : []);
-        if (viewers.length > 0) facts = await this.#filter.prepare(event, viewers);
+    try {
+      while (state.queue.length > 0) {
+        const { event, listeners } = state.queue[0];
+        let facts: EventFacts | undefined;
+        if (this.#filter?.applies(event)) {
+          const viewers = listeners.flatMap((l) => l.viewer ? [l.viewer] : []);
+          if (viewers.length > 0) facts = await this.#filter.prepare(event, viewers);
+        }
+        state.queue.shift();
+        for (const listener of listeners) {
+          if (state.listeners.has(listener)) this.#deliver(listener, event, channel, facts);
+        }
       }
-      state.queue.shift();
-      for (const listener of listeners) {
-        if (state.listeners.has(listener)) listener.deliver(event, channel, facts);
-      }
+    } finally {
+      state.draining = false;
     }
-    state.draining = false;
+  }
+
+  /** One delivery; a failing listener is logged and never stops the others. */
+  #deliver(listener: Listener, event: StreamEvent, channel: string, facts?: EventFacts): void {
+    try {
+      listener.deliver(event, channel, facts);
+    } catch (err) {
+      this.#log.error("A listener failed to take an event", { channel, err: err as Error });
+    }
   }
 
   /** Channels with at least one listener. */

@@ -201,8 +201,15 @@ export class Metrics {
   #processMetrics(): string {
     const mem = Deno.memoryUsage();
     const lines = [
+      [
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        cpuSeconds(),
+      ],
       ["process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", mem.rss],
       ["process_heap_bytes", "gauge", "Process heap size in bytes.", mem.heapTotal],
+      ["process_open_fds", "gauge", "Number of open file descriptors.", openFds()],
       [
         "process_start_time_seconds",
         "gauge",
@@ -213,5 +220,27 @@ export class Metrics {
     return lines.map(([name, type, help, value]) =>
       `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`
     ).join("");
+  }
+}
+
+/** User + system CPU seconds of this process (Linux /proc), NaN elsewhere. */
+function cpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+  } catch {
+    return NaN;
+  }
+}
+
+/** Open file descriptors of this process (Linux /proc), NaN elsewhere. */
+function openFds(): number {
+  try {
+    let count = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
+    return count;
+  } catch {
+    return NaN;
   }
 }

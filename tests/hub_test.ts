@@ -101,3 +101,18 @@ Deno.test("Hub drops messages for channels nobody listens to", () => {
   hub.publish("nobody", '{"event":"delete","payload":"1"}');
   assert.equal(metrics.redisMessagesReceived.get(), 1);
 });
+
+Deno.test("A listener that throws does not stop delivery to the others", () => {
+  const { hub } = makeHub();
+  const a = recorder(), b = recorder();
+  hub.attach("c", {
+    deliver: () => {
+      throw new Error("broken client");
+    },
+  }, true);
+  hub.attach("c", a, true);
+  hub.attach("c", b, true);
+  hub.publish("c", '{"event":"delete","payload":"1"}');
+  assert.equal(a.got.length, 1);
+  assert.equal(b.got.length, 1);
+});
