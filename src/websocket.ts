@@ -26,6 +26,12 @@ export const OVERLOADED = 1013;
  */
 const CHECK_EVERY_CHARS = 16_384;
 
+/** Client frames waiting for earlier ones to finish; beyond this the socket is closed. */
+export const MAX_PENDING_MESSAGES = 100;
+/** Close code and reason for a client that floods frames faster than they are handled. */
+export const POLICY_VIOLATION = 1008;
+const FLOOD_REASON = "Too many messages";
+
 /** The part of a WebSocket a session uses. */
 export interface ClientPort {
   send(text: string): void;
@@ -57,6 +63,9 @@ export class WebSocketSession extends Client {
   readonly #checkEvery: number;
   /** Characters sent since `bufferedAmount` was last read. */
   #unchecked = 0;
+  /** The tail of the frames being handled, one at a time in arrival order. */
+  #inbox: Promise<void> = Promise.resolve();
+  #pending = 0;
 
   constructor(viewer: Viewer, context: SessionContext, port: ClientPort) {
     super(viewer, "websocket", context);
@@ -66,10 +75,44 @@ export class WebSocketSession extends Client {
     this.#checkEvery = Math.max(1, Math.min(CHECK_EVERY_CHARS, context.queueLimit >> 3));
   }
 
-  /** Subscribes the `stream` of the upgrade URL, if any (§4.1 step 4). */
-  async start(query: URLSearchParams): Promise<void> {
+  /** Subscribes the `stream` of the upgrade URL, if any (§4.1 step 4), before any frame. */
+  start(query: URLSearchParams): Promise<void> {
     const stream = query.get("stream");
-    if (stream !== null) await this.requestSubscribe(stream, queryParams(query));
+    if (stream === null) return this.#inbox;
+    return this.#enqueue(() => this.requestSubscribe(stream, queryParams(query)));
+  }
+
+  /**
+   * Queues one frame from the client. Frames are handled one at a time in
+   * arrival order, so a subscribe that waits for the database is never
+   * overtaken by the unsubscribe sent after it. A client with more than
+   * {@link MAX_PENDING_MESSAGES} frames waiting is closed with 1008.
+   */
+  receive(data: unknown): Promise<void> {
+    if (this.closed) return this.#inbox;
+    if (this.#pending >= MAX_PENDING_MESSAGES) {
+      this.#log.warn("Closing a WebSocket that sends frames faster than they are handled", {
+        pending: this.#pending,
+      });
+      this.#port.close(POLICY_VIOLATION, FLOOD_REASON);
+      this.dispose();
+      return this.#inbox;
+    }
+    return this.#enqueue(() => this.handleMessage(data));
+  }
+
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    this.#pending++;
+    this.#inbox = this.#inbox.then(async () => {
+      try {
+        if (!this.closed) await task();
+      } catch (err) {
+        this.#log.error("WebSocket message handling failed", { err });
+      } finally {
+        this.#pending--;
+      }
+    });
+    return this.#inbox;
   }
 
   /** Handles one frame from the client. */
@@ -189,7 +232,7 @@ export function acceptWebSocket(
     options.sessions.add(session);
     session.start(query);
   };
-  socket.onmessage = (e) => session?.handleMessage(e.data);
+  socket.onmessage = (e) => session?.receive(e.data);
   socket.onclose = () => {
     if (session === undefined) return;
     options.sessions.delete(session);

@@ -7,7 +7,9 @@ import { Metrics } from "../src/metrics.ts";
 import {
   BINARY_REASON,
   type ClientPort,
+  MAX_PENDING_MESSAGES,
   OVERLOADED,
+  POLICY_VIOLATION,
   queryParams,
   WebSocketSession,
 } from "../src/websocket.ts";
@@ -32,7 +34,9 @@ class FakePort implements ClientPort {
   }
 }
 
-function setup(viewer: Viewer = alice, queueLimit = 1 << 20) {
+type FakeDb = ConstructorParameters<typeof Access>[0]["db"];
+
+function setup(viewer: Viewer = alice, queueLimit = 1 << 20, listOwner?: FakeDb["ownsList"]) {
   const subscribed = new Set<string>();
   const metrics = new Metrics();
   const hub = new Hub({
@@ -41,9 +45,9 @@ function setup(viewer: Viewer = alice, queueLimit = 1 << 20) {
     log: silentLogger,
     metrics,
   });
-  const db = {
-    ownsList: (id: unknown, account: string) =>
-      Promise.resolve(String(id) === "1" && account === "1"),
+  const db: FakeDb = {
+    ownsList: listOwner ??
+      ((id: unknown, account: string) => Promise.resolve(String(id) === "1" && account === "1")),
     feedAccess: () => Promise.resolve({ localDisabled: false, remoteDisabled: false }),
   };
   const port = new FakePort();
@@ -169,4 +173,43 @@ Deno.test("A client whose send buffer overflows is closed with 1013 and counted"
 
 Deno.test("queryParams turns repeated keys into arrays", () => {
   assert.deepEqual(queryParams(new URLSearchParams("a=1&b=2&a=3")), { a: ["1", "3"], b: "2" });
+});
+
+Deno.test("Frames are handled in arrival order: an unsubscribe waits for the slow subscribe", async () => {
+  const ownership = Promise.withResolvers<boolean>();
+  const { session, subscribed } = setup(alice, 1 << 20, () => ownership.promise);
+  const subscribing = session.receive(msg({ type: "subscribe", stream: "list", list: "1" }));
+  const unsubscribing = session.receive(msg({ type: "unsubscribe", stream: "list", list: "1" }));
+  await Promise.resolve();
+  assert.ok(!subscribed.has("timeline:list:1"), "nothing subscribed before the database answers");
+  ownership.resolve(true);
+  await subscribing;
+  assert.ok(session.isSubscribed("timeline:list:1"), "the subscribe went first");
+  await unsubscribing;
+  assert.ok(!session.isSubscribed("timeline:list:1"));
+  assert.ok(!subscribed.has("timeline:list:1"));
+});
+
+Deno.test("?stream= on connect is handled before the first frame", async () => {
+  const ownership = Promise.withResolvers<boolean>();
+  const { session } = setup(alice, 1 << 20, () => ownership.promise);
+  const started = session.start(new URLSearchParams("stream=list&list=1"));
+  const unsubscribing = session.receive(msg({ type: "unsubscribe", stream: "list", list: "1" }));
+  ownership.resolve(true);
+  await started;
+  assert.ok(session.isSubscribed("timeline:list:1"));
+  await unsubscribing;
+  assert.ok(!session.isSubscribed("timeline:list:1"));
+});
+
+Deno.test("A client flooding frames faster than they are handled is closed with 1008", () => {
+  const never = new Promise<boolean>(() => {});
+  const { session, port } = setup(alice, 1 << 20, () => never);
+  for (let i = 0; i < MAX_PENDING_MESSAGES; i++) {
+    session.receive(msg({ type: "subscribe", stream: "list", list: String(i + 1) }));
+  }
+  assert.ok(!session.closed, "up to the limit the frames wait");
+  session.receive(msg({ type: "subscribe", stream: "list", list: "x" }));
+  assert.equal(port.closed?.code, POLICY_VIOLATION);
+  assert.ok(session.closed);
 });
