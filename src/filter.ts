@@ -30,10 +30,13 @@ export type DropReason =
 /** A connection's keyword-filter cache: undefined until loaded, reset by `filters_changed`. */
 export class FilterCache {
   compiled?: CompiledFilter[];
+  /** The load in flight (its failed account ids), shared by events prepared meanwhile. */
+  loading?: Promise<ReadonlySet<string>>;
   /** Bumped on invalidation, so a load that raced it is not stored. */
   generation = 0;
   invalidate(): void {
     this.compiled = undefined;
+    this.loading = undefined;
     this.generation++;
   }
 }
@@ -201,8 +204,30 @@ export class EventFilter {
     }
   }
 
+  /** Loads the caches of `viewers`, joining loads already in flight; returns failed ids. */
   async #loadFilters(viewers: FilterViewer[]): Promise<ReadonlySet<string>> {
     if (viewers.length === 0) return new Set();
+    const waits = new Set<Promise<ReadonlySet<string>>>();
+    const fresh: FilterViewer[] = [];
+    for (const viewer of viewers) {
+      if (viewer.filters.loading) waits.add(viewer.filters.loading);
+      else fresh.push(viewer);
+    }
+    if (fresh.length > 0) {
+      const load = this.#load(fresh);
+      for (const viewer of fresh) viewer.filters.loading = load;
+      waits.add(load.finally(() => {
+        for (const viewer of fresh) {
+          if (viewer.filters.loading === load) viewer.filters.loading = undefined;
+        }
+      }));
+    }
+    const failed = new Set<string>();
+    for (const ids of await Promise.all(waits)) for (const id of ids) failed.add(id);
+    return failed;
+  }
+
+  async #load(viewers: FilterViewer[]): Promise<ReadonlySet<string>> {
     const generations = viewers.map((v) => v.filters.generation);
     const ids = [...new Set(viewers.map((v) => v.accountId))];
     this.#metrics.filterCacheLoads.inc();

@@ -5,7 +5,11 @@
  * `subscribed:` key alive. Each Redis message is parsed once and the same
  * immutable event is handed, in Redis order, to every listener. Events that
  * are filtered per viewer wait for their facts (fetched once for all viewers);
- * later events of that channel queue behind them so order is kept.
+ * later events of that channel queue behind them so order is kept. Facts of
+ * up to {@link FACTS_IN_FLIGHT} queued events are fetched at once, so the
+ * channel's throughput is not one database round trip time per event; a
+ * channel whose backlog passes {@link MAX_BACKLOG} drops new events (counted,
+ * logged) instead of growing without bound.
  * hub.ts never talks to PostgreSQL and never waits for a client.
  *
  * @module
@@ -38,6 +42,21 @@ export interface ChannelKeys {
   remove(channel: string): void;
 }
 
+/** What the hub needs from per-viewer filtering (an {@link EventFilter}). */
+export type FactsSource = Pick<EventFilter, "applies" | "prepare">;
+
+/** Queued events whose filtering facts are fetched concurrently, per channel. */
+export const FACTS_IN_FLIGHT = 8;
+/** Queued events per channel beyond which new events are dropped. */
+export const MAX_BACKLOG = 5_000;
+
+interface Queued {
+  readonly event: StreamEvent;
+  readonly listeners: Listener[];
+  /** Started once the event is within the first FACTS_IN_FLIGHT of the queue. */
+  facts?: Promise<EventFacts | undefined>;
+}
+
 interface ChannelState {
   readonly listeners: Set<Listener>;
   /** Listeners that are stream subscriptions (they keep `subscribed:` keys). */
@@ -45,7 +64,7 @@ interface ChannelState {
   /** Listeners filtered per viewer. */
   filtered: number;
   /** Events waiting for their filtering facts, or behind one that is; in Redis order. */
-  readonly queue: Array<{ event: StreamEvent; listeners: Listener[] }>;
+  readonly queue: Queued[];
   draining: boolean;
 }
 
@@ -56,8 +75,9 @@ export class Hub {
   readonly #keys: ChannelKeys;
   readonly #log: Logger;
   readonly #metrics: Metrics;
-  readonly #filter?: EventFilter;
+  readonly #filter?: FactsSource;
   #malformedLogged = 0;
+  #backlogLogged = 0;
   readonly #watchers = new Map<string, Array<{ count: number; resolve: () => void }>>();
 
   constructor(
@@ -66,7 +86,7 @@ export class Hub {
       keys: ChannelKeys;
       log: Logger;
       metrics: Metrics;
-      filter?: EventFilter;
+      filter?: FactsSource;
     },
   ) {
     this.#filter = options.filter;
@@ -129,7 +149,12 @@ export class Hub {
       for (const listener of state.listeners) this.#deliver(listener, event, channel);
       return;
     }
+    if (state.queue.length >= MAX_BACKLOG) {
+      this.#overflowed(channel, state);
+      return;
+    }
     state.queue.push({ event, listeners: [...state.listeners] });
+    this.#fetchAhead(state);
     if (!state.draining) this.#drain(channel, state);
   }
 
@@ -142,20 +167,46 @@ export class Hub {
     state.draining = true;
     try {
       while (state.queue.length > 0) {
-        const { event, listeners } = state.queue[0];
-        let facts: EventFacts | undefined;
-        if (this.#filter?.applies(event)) {
-          const viewers = listeners.flatMap((l) => l.viewer ? [l.viewer] : []);
-          if (viewers.length > 0) facts = await this.#filter.prepare(event, viewers);
-        }
+        this.#fetchAhead(state);
+        const { event, listeners, facts } = state.queue[0];
+        const known = await facts;
         state.queue.shift();
         for (const listener of listeners) {
-          if (state.listeners.has(listener)) this.#deliver(listener, event, channel, facts);
+          if (state.listeners.has(listener)) this.#deliver(listener, event, channel, known);
         }
       }
     } finally {
       state.draining = false;
     }
+  }
+
+  /** Starts fetching facts for the first FACTS_IN_FLIGHT queued events. */
+  #fetchAhead(state: ChannelState): void {
+    const end = Math.min(state.queue.length, FACTS_IN_FLIGHT);
+    for (let i = 0; i < end; i++) {
+      const queued = state.queue[i];
+      if (queued.facts === undefined) queued.facts = this.#facts(queued);
+    }
+  }
+
+  /** One round trip for all viewers of a filtered event; undefined when nothing is filtered. */
+  #facts({ event, listeners }: Queued): Promise<EventFacts | undefined> {
+    if (!this.#filter?.applies(event)) return Promise.resolve(undefined);
+    const viewers = listeners.flatMap((l) => l.viewer ? [l.viewer] : []);
+    if (viewers.length === 0) return Promise.resolve(undefined);
+    return this.#filter.prepare(event, viewers);
+  }
+
+  /** Drops an event that found its channel's backlog full; counted per listener, logged once a second. */
+  #overflowed(channel: string, state: ChannelState): void {
+    this.#metrics.backlogDrops.inc({}, state.listeners.size);
+    const now = Date.now();
+    if (now - this.#backlogLogged < 1000) return;
+    this.#backlogLogged = now;
+    this.#log.error("Filtering cannot keep up; events dropped on this channel", {
+      channel,
+      backlog: state.queue.length,
+    });
   }
 
   /** One delivery; a failing listener is logged and never stops the others. */

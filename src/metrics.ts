@@ -177,6 +177,11 @@ export class Metrics {
       reason,
     })),
   );
+  readonly backlogDrops = new Metric(
+    "sluice_backlog_dropped_total",
+    "counter",
+    "Deliveries dropped because a channel's filtering backlog was full",
+  );
   readonly deliveryLatency = new Metric(
     "sluice_delivery_latency_seconds_sum",
     "counter",

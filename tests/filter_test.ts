@@ -241,3 +241,19 @@ Deno.test("prepare makes no query when no viewer passes the pure checks", async 
   await filter.prepare(status({ language: "de" }), [viewer("1", { chosenLanguages: ["en"] })]);
   assert.equal(db.queries.length, 0);
 });
+
+Deno.test("events prepared concurrently share one keyword-filter load per viewer", async () => {
+  const db = new FakeDb([]);
+  const filter = new EventFilter({ db, log: silentLogger, metrics: new Metrics() });
+  const a = viewer("1"), b = viewer("2");
+  a.filters.compiled = undefined;
+  b.filters.compiled = undefined;
+  await Promise.all([
+    filter.prepare(status(), [a]),
+    filter.prepare(status(), [a, b]),
+    filter.prepare(status(), [b]),
+  ]);
+  assert.deepEqual(db.loads, [["1"], ["2"]]);
+  assert.deepEqual(a.filters.compiled, []);
+  assert.equal(a.filters.loading, undefined, "nothing left in flight");
+});

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import type { StreamEvent } from "../src/event.ts";
-import { Hub, type Listener } from "../src/hub.ts";
+import { EventFacts, FilterCache, type FilterViewer, type StatusFacts } from "../src/filter.ts";
+import { FACTS_IN_FLIGHT, type FactsSource, Hub, type Listener, MAX_BACKLOG } from "../src/hub.ts";
 import { silentLogger } from "../src/log.ts";
 import { Metrics } from "../src/metrics.ts";
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function fakeRedis() {
   const calls: string[] = [];
@@ -115,4 +118,76 @@ Deno.test("A listener that throws does not stop delivery to the others", () => {
   hub.publish("c", '{"event":"delete","payload":"1"}');
   assert.equal(a.got.length, 1);
   assert.equal(b.got.length, 1);
+});
+
+const STATUS: StatusFacts = {
+  local: true,
+  language: null,
+  authorId: "2",
+  targetIds: [],
+  domain: null,
+  hasFiltered: false,
+};
+
+/** A filter whose facts arrive when the test says, for one viewer "1". */
+function slowFacts() {
+  const pending: Array<{ event: StreamEvent; resolve: () => void }> = [];
+  const filter: FactsSource = {
+    applies: () => true,
+    prepare: (event) => {
+      const { promise, resolve } = Promise.withResolvers<EventFacts>();
+      pending.push({
+        event,
+        resolve: () => resolve(new EventFacts(event, STATUS, new Set(), new Set())),
+      });
+      return promise;
+    },
+  };
+  return { filter, pending };
+}
+
+function filteredListener(): Listener & { got: string[] } {
+  const got: string[] = [];
+  const viewer: FilterViewer = {
+    accountId: "1",
+    chosenLanguages: null,
+    access: { localDisabled: false, remoteDisabled: false },
+    filters: new FilterCache(),
+  };
+  return { got, viewer, deliver: (event) => got.push(event.payload as string) };
+}
+
+const deleteOf = (id: number) => JSON.stringify({ event: "delete", payload: String(id) });
+
+Deno.test("Filtered events fetch their facts concurrently and are delivered in Redis order", async () => {
+  const redis = fakeRedis();
+  const { filter, pending } = slowFacts();
+  const hub = new Hub({ ...redis, log: silentLogger, metrics: new Metrics(), filter });
+  const listener = filteredListener();
+  hub.attach("timeline:public", listener, true);
+  for (let i = 1; i <= FACTS_IN_FLIGHT + 2; i++) hub.publish("timeline:public", deleteOf(i));
+  assert.equal(pending.length, FACTS_IN_FLIGHT, "a window of fetches, not one at a time");
+  for (const p of pending.slice(1).reverse()) p.resolve(); // later facts first
+  await delay(0);
+  assert.deepEqual(listener.got, [], "nothing overtakes the first event");
+  pending[0].resolve();
+  await delay(0);
+  assert.deepEqual(listener.got, ["1", "2", "3", "4", "5", "6", "7", "8"]);
+  assert.equal(pending.length, FACTS_IN_FLIGHT + 2, "the window moved on");
+  for (const p of pending.slice(FACTS_IN_FLIGHT)) p.resolve();
+  await delay(0);
+  assert.deepEqual(listener.got.slice(-2), ["9", "10"]);
+});
+
+Deno.test("A channel whose filtering backlog is full drops new events and counts them", () => {
+  const redis = fakeRedis();
+  const { filter } = slowFacts();
+  const metrics = new Metrics();
+  const hub = new Hub({ ...redis, log: silentLogger, metrics, filter });
+  hub.attach("timeline:public", filteredListener(), true);
+  hub.attach("timeline:public", filteredListener(), true);
+  for (let i = 0; i < MAX_BACKLOG; i++) hub.publish("timeline:public", deleteOf(i));
+  assert.equal(metrics.backlogDrops.get(), 0);
+  hub.publish("timeline:public", deleteOf(-1));
+  assert.equal(metrics.backlogDrops.get(), 2, "one per listener of the dropped event");
 });
