@@ -169,7 +169,9 @@ export interface Collected {
 }
 
 function roundTo(value: number | null | undefined, digits = 3): number | null {
-  return value === null || value === undefined ? null : Number(value.toFixed(digits));
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? null
+    : Number(value.toFixed(digits));
 }
 
 /** Turns what a run collected into the report. */

@@ -177,7 +177,9 @@ if (import.meta.main) {
   const stop = () => {
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
-    void ceiling.close();
+    // Deno waits for WebSocket close handshakes on shutdown; a benchmark server need not.
+    const deadline = new Promise((resolve) => setTimeout(resolve, 2_000));
+    Promise.race([ceiling.close(), deadline]).finally(() => Deno.exit(0));
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

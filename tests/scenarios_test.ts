@@ -1,0 +1,405 @@
+import assert from "node:assert/strict";
+import type { LoadReport } from "../bench/_loadgen_report.ts";
+import {
+  BENCH_AUTHOR,
+  expectedDeliveries,
+  FIRST_VIEWER_ID,
+  profileCounts,
+  seedStatements,
+  viewerProfile,
+  viewerToken,
+} from "../bench/_scenario_seed.ts";
+import {
+  type Ladder,
+  limitingRun,
+  nextRate,
+  renderResults,
+  rssHalves,
+  type RunRecord,
+  runStatus,
+  saturation,
+  type ScenarioResults,
+  shellJoin,
+  targetRows,
+  utilisation,
+  verdict,
+} from "../bench/_scenario_report.ts";
+import { parseCli, parsePubsubClients } from "../bench/scenarios.ts";
+import { createMessageFactory } from "../bench/messages.ts";
+import { compileFilters, matchFilters, searchableText } from "../src/keyword_filter.ts";
+
+// --- seed ---------------------------------------------------------------------------------------
+
+Deno.test("seed: one account, user and token per viewer, in statements small enough for psql -c", () => {
+  const statements = seedStatements(1000);
+  for (const sql of statements) {
+    assert.match(sql, /^INSERT INTO \w+ \([\w, ]+\) VALUES\n/);
+    assert.ok(sql.endsWith(";"));
+    assert.ok(new TextEncoder().encode(sql).length < 64 * 1024, "below one argv string");
+  }
+  const rows = (table: string) =>
+    statements.filter((sql) => sql.startsWith(`INSERT INTO ${table} `))
+      .reduce((n, sql) => n + sql.split("\n").length - 1, 0);
+  assert.equal(rows("accounts"), 1001, "the viewers and the remote author");
+  assert.equal(rows("users"), 1000);
+  assert.equal(rows("oauth_access_tokens"), 1000);
+  const all = statements.join("\n");
+  assert.ok(all.includes(`(${BENCH_AUTHOR.id}, 'federationbot', 'mastodon.host')`));
+  assert.ok(all.includes(`(${FIRST_VIEWER_ID}, 'bench-viewer-0001', 'read', ${FIRST_VIEWER_ID})`));
+  assert.ok(all.includes(`(${FIRST_VIEWER_ID + 999}, 'bench-viewer-1000', 'read',`));
+  assert.equal(new Set(Array.from({ length: 1000 }, (_, i) => viewerToken(i))).size, 1000);
+});
+
+Deno.test("seed: relations name the author, its domain, or the viewer the author blocks", () => {
+  const all = seedStatements(20).join("\n");
+  const id = (i: number) => FIRST_VIEWER_ID + i;
+  const blocks = all.slice(all.indexOf("INSERT INTO blocks"));
+  assert.ok(blocks.includes(`(${id(0)}, 78)`), "viewer 0 blocks the author");
+  assert.ok(blocks.includes(`(78, ${id(3)})`), "the author blocks viewer 3");
+  const mutes = all.slice(all.indexOf("INSERT INTO mutes"));
+  assert.ok(mutes.includes(`(${id(1)}, 78)`));
+  assert.ok(all.includes(`(${id(2)}, 'mastodon.host')`));
+  assert.ok(all.includes(`(${id(4)}, 'viewer5@bench.test', ${id(4)}, false, '{de,fr}')`));
+  assert.match(all, /INSERT INTO custom_filter_keywords/);
+});
+
+Deno.test("seed: a quarter of the viewers never get the bench statuses", () => {
+  const counts = profileCounts(1000);
+  const excluded = [...counts.values()].filter((k) => !k.delivered)
+    .reduce((n, k) => n + k.count, 0);
+  assert.equal(excluded, 250);
+  assert.equal(expectedDeliveries(1000, 1000, 10), 7500);
+  assert.equal(expectedDeliveries(200, 1000, 4), 600, "the first 200 viewers, 150 reached");
+  assert.equal(expectedDeliveries(2000, 1000, 1), 1500, "tokens reused round-robin");
+  assert.equal(expectedDeliveries(3, 1000, 5), 0, "viewers 0-2 are all excluded");
+});
+
+Deno.test("seed: the author and language match bench/messages.ts with --author remote", () => {
+  const message = JSON.parse(createMessageFactory({ payloadBytes: 1500, author: "remote" })(1, 0));
+  const account = message.payload.account;
+  assert.equal(account.id, String(BENCH_AUTHOR.id));
+  assert.equal(account.acct, `${BENCH_AUTHOR.username}@${BENCH_AUTHOR.domain}`);
+  assert.equal(message.payload.language, BENCH_AUTHOR.language);
+  assert.ok(!viewerProfile(4).chosenLanguages?.includes(BENCH_AUTHOR.language));
+  assert.ok(viewerProfile(14).chosenLanguages?.includes(BENCH_AUTHOR.language));
+});
+
+Deno.test("seed: keyword filters match the bench status text exactly when they say so", () => {
+  const message = JSON.parse(createMessageFactory({ payloadBytes: 1500, author: "remote" })(1, 0));
+  const text = searchableText(message.payload);
+  const keywords = Array.from({ length: 20 }, (_, i) => viewerProfile(i).keywords).flat();
+  assert.ok(keywords.some((k) => k.matches) && keywords.some((k) => !k.matches));
+  for (const k of keywords) {
+    const filters = compileFilters([{
+      ...{ id: "1", title: "t", context: ["public"], expires_at: null },
+      ...{ filter_action: k.action, keyword: k.keyword, whole_word: k.wholeWord },
+    }]);
+    const matched = matchFilters(filters, text, Date.now()) !== "[]";
+    assert.equal(matched, k.matches, `${k.keyword} (whole word: ${k.wholeWord})`);
+  }
+});
+
+// --- saturation ---------------------------------------------------------------------------------
+
+function report(overrides: {
+  published?: number;
+  seconds?: number;
+  delivered?: number;
+  expected?: number;
+  p99?: number | null;
+  max?: number;
+  failed?: number;
+  established?: number;
+  serverCpu?: number;
+  loadgenCpu?: number;
+  window?: number;
+}): LoadReport {
+  const o = { published: 100, seconds: 1, delivered: 100_000, expected: 100_000, ...overrides };
+  return {
+    startedAt: "2026-01-01T00:00:00.000Z",
+    target: {
+      ...{ url: "http://127.0.0.1:1", stream: "user", channel: "timeline:1", transport: "sse" },
+      ...{ clients: 1000, slow: 0, idle: false, rate: 100, payloadBytes: 1500 },
+    },
+    connections: {
+      attempted: 1000,
+      established: o.established ?? 1000,
+      failed: o.failed ?? 0,
+      byTransport: {
+        sse: { attempted: 1000, established: 1000 },
+        ws: { attempted: 0, established: 0 },
+      },
+      failures: {},
+      connectMs: { p50: 5, p99: 9, max: 10 },
+      establishAllMs: 400,
+    },
+    slow: { attempted: 0, opened: 0, cutByServer: 0, stillOpen: 0 },
+    publishing: { published: o.published, errors: 0, seconds: o.seconds, minReceivers: 1 },
+    deliveries: {
+      expected: o.expected,
+      delivered: o.delivered,
+      missing: Math.max(0, o.expected - o.delivered),
+      perSecond: o.delivered / o.seconds,
+    },
+    latencyMs: {
+      ...{ p50: 2, p90: 4, p99: o.p99 === undefined ? 8 : o.p99, max: o.max ?? 10 },
+      ...{ mean: 3, samples: o.delivered },
+    },
+    disconnects: { total: 0, sse: 0, ws: 0, closeCodes: {} },
+    windowSeconds: o.window ?? o.seconds + 0.5,
+    server: {
+      pid: 1,
+      ...{ rssBaselineBytes: 50e6, rssIdleBytes: 60e6, rssPeakBytes: 70e6, rssEndBytes: 65e6 },
+      rssPerConnectionBytes: 10_240,
+      cpuSecondsWindow: o.serverCpu ?? 0.5,
+      cpuSecondsTotal: 1,
+    },
+    loadgen: { cpuSecondsWindow: o.loadgenCpu ?? 0.3, cpuSecondsTotal: 1, rssPeakBytes: 1e8 },
+  };
+}
+
+let nextId = 0;
+function run(over: Partial<RunRecord> & { r?: Parameters<typeof report>[0] | null }): RunRecord {
+  const { r, ...rest } = over;
+  return {
+    id: `x${++nextId}`,
+    caseId: "b",
+    server: "sluice",
+    transport: "sse",
+    variant: "",
+    clients: 1000,
+    rate: 100,
+    port: 4000,
+    serverPid: 1,
+    command: "deno run bench/loadgen.ts --rate 100",
+    report: r === null ? null : report(r ?? {}),
+    subscriber: { maxOutputBytes: 0, connections: 1 },
+    ...rest,
+  };
+}
+
+Deno.test("runStatus: kept up, behind, slow, publisher short, connect failures, failed", () => {
+  assert.equal(runStatus(run({})), "kept up");
+  assert.equal(runStatus(run({ r: { delivered: 97_000 } })), "behind");
+  assert.equal(runStatus(run({ r: { delivered: 98_000 } })), "kept up", "98 % is enough");
+  assert.equal(runStatus(run({ r: { p99: 1001 } })), "slow");
+  assert.equal(runStatus(run({ r: { p99: null } })), "slow");
+  assert.equal(runStatus(run({ r: { published: 80 } })), "publisher short");
+  assert.equal(runStatus(run({ r: { failed: 3 } })), "connect failures");
+  assert.equal(runStatus(run({ r: { established: 990 } })), "connect failures");
+  assert.equal(runStatus(run({ r: null, error: "boom" })), "failed");
+});
+
+Deno.test("runStatus: a seeded expectation replaces the loadgen's", () => {
+  assert.equal(runStatus(run({ r: { delivered: 75_000 }, expected: 75_000 })), "kept up");
+  assert.equal(runStatus(run({ r: { delivered: 70_000 }, expected: 75_000 })), "behind");
+});
+
+const LADDER: Ladder = { start: 20, factor: 1.5, maxSteps: 9, minGap: 1.25 };
+
+Deno.test("nextRate climbs, then bisects once the gap is wide, then stops", () => {
+  assert.equal(nextRate([], LADDER), 20);
+  assert.equal(nextRate([{ rate: 20, ok: true }], LADDER), 30);
+  const climbed = [{ rate: 20, ok: true }, { rate: 30, ok: true }, { rate: 45, ok: false }];
+  assert.equal(nextRate(climbed, LADDER), 37, "geometric mean of 30 and 45");
+  assert.equal(nextRate([...climbed, { rate: 37, ok: true }], LADDER), undefined, "45/37 < 1.25");
+  assert.equal(nextRate([...climbed, { rate: 37, ok: false }], LADDER), undefined, "37/30 < 1.25");
+});
+
+Deno.test("nextRate steps down when the first rate fails, and respects maxSteps", () => {
+  assert.equal(nextRate([{ rate: 20, ok: false }], LADDER), 8.9);
+  assert.equal(nextRate([{ rate: 1.5, ok: false }], LADDER), undefined, "below 1 msg/s");
+  const full = Array.from({ length: 9 }, (_, i) => ({ rate: i + 1, ok: true }));
+  assert.equal(nextRate(full, LADDER), undefined);
+});
+
+Deno.test("saturation is the best run that kept up; the limit is the next failing one", () => {
+  const runs = [
+    run({ rate: 20, r: { published: 20, delivered: 20_000, expected: 20_000 } }),
+    run({ rate: 30, r: { published: 30, delivered: 30_000, expected: 30_000 } }),
+    run({ rate: 45, r: { published: 45, delivered: 40_000, expected: 45_000 } }),
+    run({ rate: 37, r: { published: 37, delivered: 37_000, expected: 37_000, p99: 1500 } }),
+  ];
+  assert.equal(saturation(runs)?.rate, 30);
+  assert.equal(limitingRun(runs)?.rate, 37);
+  assert.equal(saturation([run({ r: { delivered: 1 } })]), undefined);
+});
+
+Deno.test("utilisation counts publishing plus the worst latency, capped by the window", () => {
+  const u = utilisation(
+    run({ r: { seconds: 5, max: 1000, window: 8, serverCpu: 6, loadgenCpu: 3 } }),
+  );
+  assert.equal(u.server, 1);
+  assert.equal(u.loadgen, 0.5);
+  const capped = utilisation(run({ r: { seconds: 5, max: 9000, window: 6, serverCpu: 3 } }));
+  assert.equal(capped.server, 0.5);
+});
+
+Deno.test("verdict says met or by how much a figure missed", () => {
+  assert.equal(verdict(0.85, 0.8, "min"), "met");
+  assert.equal(verdict(0.6, 0.8, "min"), "missed by 25 %");
+  assert.equal(verdict(30, 20, "max"), "missed by 50 %");
+  assert.equal(verdict(null, 20, "max"), "not measured");
+});
+
+Deno.test("rssHalves takes the largest sample in each half of the window", () => {
+  const samples = [[0, 1], [10, 5], [40, 7], [60, 9], [90, 8], [200, 99]] as const;
+  assert.deepEqual(rssHalves(samples, 10, 100), { first: 7, second: 9 });
+  assert.equal(rssHalves(samples, 100, 150), null);
+});
+
+Deno.test("shellJoin quotes only what the shell would misread", () => {
+  assert.equal(
+    shellJoin(["deno", "run", "--url", "http://127.0.0.1:4000"]),
+    "deno run --url http://127.0.0.1:4000",
+  );
+  assert.equal(shellJoin(["bash", "-c", "ulimit -n 1; exec x"]), "bash -c 'ulimit -n 1; exec x'");
+  assert.equal(shellJoin(["it's"]), `'it'\\''s'`);
+});
+
+// --- command line -------------------------------------------------------------------------------
+
+Deno.test("parseCli: cases, quick, out and json", () => {
+  assert.deepEqual(parseCli([]), {
+    cases: ["a", "b", "c", "d", "e", "f"],
+    quick: false,
+    out: "bench/RESULTS.md",
+    json: undefined,
+  });
+  const cli = parseCli(["--only", "f, b", "--quick", "--out", "x.md", "--json", "x.json"]);
+  assert.deepEqual(cli, { cases: ["b", "f"], quick: true, out: "x.md", json: "x.json" });
+  assert.equal(parseCli(["--help"]), "help");
+  assert.throws(() => parseCli(["--only", "b,z"]), RangeError);
+  assert.throws(() => parseCli(["--bogus"]), TypeError);
+});
+
+Deno.test("parsePubsubClients reads id and omem from CLIENT LIST", () => {
+  const list =
+    "id=7 addr=127.0.0.1:5 fd=8 name= age=1 flags=P sub=1 obl=0 oll=0 omem=0 cmd=subscribe\n" +
+    "id=12 addr=127.0.0.1:6 fd=9 name= age=1 flags=P sub=1 obl=0 oll=3 omem=20504 cmd=subscribe";
+  assert.deepEqual(parsePubsubClients(list), [
+    { id: "7", outputBytes: 0 },
+    { id: "12", outputBytes: 20504 },
+  ]);
+  assert.deepEqual(parsePubsubClients(""), []);
+});
+
+// --- rendering ----------------------------------------------------------------------------------
+
+function results(runs: RunRecord[]): ScenarioResults {
+  return {
+    quick: false,
+    cases: ["a", "b", "c", "d", "e", "f"],
+    startedAt: "2026-01-01T00:00:00.000Z",
+    elapsedSeconds: 600,
+    machine: {
+      ...{ cpuModel: "Test CPU", cores: 2, memoryBytes: 24 * 2 ** 30, kernel: "6.1.0" },
+      ...{ deno: "2.9.6", date: "2026-01-01T00:00:00.000Z", commit: "abc1234", loadAverage: "0.1" },
+    },
+    pinned: true,
+    invocation: "deno run -A bench/scenarios.ts",
+    commands: {
+      sluice: "SLUICE-CMD",
+      ceiling: "CEILING-CMD",
+      loadgen: "LOADGEN-CMD",
+      services: "SVC",
+    },
+    redisOutputBufferLimit: "pubsub 33554432 8388608 60",
+    seed: { viewers: 1000, kinds: [{ kind: "blocks author", count: 50, delivered: false }] },
+    notes: ["a note"],
+    runs,
+  };
+}
+
+function sampleRuns(): RunRecord[] {
+  const bRun = (server: "sluice" | "ceiling", transport: "sse" | "ws", rate: number, ok: boolean) =>
+    run({
+      id: `b-${server}-${transport}-${rate}`,
+      server,
+      transport,
+      rate,
+      command: `loadgen --transport ${transport} --rate ${rate}`,
+      r: { published: rate, delivered: ok ? rate * 1000 : rate * 900, expected: rate * 1000 },
+    });
+  return [
+    run({ id: "a1", caseId: "a", rate: null, clients: 10_000, r: {} }),
+    run({ id: "a2", caseId: "a", rate: null, clients: 10_000, server: "ceiling", r: {} }),
+    bRun("sluice", "sse", 40, true),
+    bRun("sluice", "sse", 60, false),
+    bRun("ceiling", "sse", 50, true),
+    bRun("ceiling", "sse", 75, false),
+    run({
+      id: "c1",
+      caseId: "c",
+      rate: 20,
+      expected: 15_000,
+      r: { published: 20, delivered: 15_000 },
+    }),
+    run({ id: "d1", caseId: "d", rate: 10, r: { p99: 12 } }),
+    run({ id: "e1", caseId: "e", rate: null, variant: "same token", clients: 5000, r: {} }),
+    run({ id: "f1", caseId: "f", variant: "", r: { p99: 10 } }),
+    run({
+      id: "f2",
+      caseId: "f",
+      variant: "slow",
+      r: { p99: 30 },
+      rssHalves: { first: 100e6, second: 101e6 },
+    }),
+  ];
+}
+
+Deno.test("renderResults: machine, setup, targets with verdicts, every case and command", () => {
+  const md = renderResults(results(sampleRuns()));
+  assert.match(md, /^# Sluice benchmark results\n/);
+  assert.match(md, /\| Test CPU \| 2 \| 24\.0 GiB \| 6\.1\.0 \| 2\.9\.6 \| abc1234 \| 0\.1 \|/);
+  for (const text of ["SLUICE-CMD", "CEILING-CMD", "LOADGEN-CMD", "SVC", "- a note"]) {
+    assert.ok(md.includes(text), text);
+  }
+  for (
+    const heading of [
+      "a. Idle",
+      "b. Unfiltered",
+      "c. Filtered",
+      "d. Latency",
+      "e. Connection",
+      "f. Slow",
+    ]
+  ) {
+    assert.match(md, new RegExp(`^## ${heading}`, "m"));
+  }
+  assert.match(
+    md,
+    /\| b\. unfiltered SSE ≥ 0\.8 × ceiling \| 0\.80 \(40,000 vs 50,000 deliveries\/s\) \| met \|/,
+  );
+  assert.match(
+    md,
+    /\| c\. filtered SSE ≥ 0\.6 × Sluice unfiltered \| 0\.38 .* \| missed by 38 % \|/,
+  );
+  assert.match(
+    md,
+    /\| a\. idle SSE ≤ 25 KB per connection at 10,000 \| 10\.0 KB at 10,000 \| met \|/,
+  );
+  assert.match(md, /\| d\. p99 ≤ 20 ms .* SSE \| 12\.0 ms at 1,000 clients \| met \|/);
+  assert.match(
+    md,
+    /\| e\. 5,000 connections ≤ 1\.5 s, SSE, same token \| 400 ms for 5,000, 0 failed \| met \|/,
+  );
+  assert.match(
+    md,
+    /\| f\. SSE: RSS plateaus with slow clients \| 1\.0 % growth in 2nd half; 0 of 0 slow cut \| met \|/,
+  );
+  assert.match(
+    md,
+    /\| f\. SSE: normal p99 within 2× .* \| 3\.00 \(30\.0 ms vs 10\.0 ms\) \| missed by 50 % \|/,
+  );
+  assert.match(md, /b-sluice-sse-60 sluice port 4000 pid 1: loadgen --transport sse --rate 60/);
+  assert.match(md, /\| sse \| 40,000 \| 50,000 \| 0\.80 \|/);
+  assert.match(md, /34–40k deliveries\/s SSE, 20–26k WS/);
+});
+
+Deno.test("renderResults flags quick runs and missing taskset", () => {
+  const md = renderResults({ ...results([]), quick: true, pinned: false });
+  assert.match(md, /quick smoke run/);
+  assert.match(md, /`taskset` was not found: nothing is pinned/);
+  assert.deepEqual(targetRows([]), []);
+});
