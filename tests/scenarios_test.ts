@@ -13,18 +13,17 @@ import {
   type Ladder,
   limitingRun,
   nextRate,
-  renderResults,
   rssHalves,
-  type RunRecord,
   runStatus,
   saturation,
-  type ScenarioResults,
-  shellJoin,
-  targetRows,
   utilisation,
   verdict,
-} from "../bench/_scenario_report.ts";
-import { parseCli, parsePubsubClients } from "../bench/scenarios.ts";
+} from "../bench/_scenario_analysis.ts";
+import { renderResults } from "../bench/_scenario_render.ts";
+import { type RunRecord, type ScenarioResults, shellJoin } from "../bench/_scenario_report.ts";
+import { parsePubsubClients } from "../bench/_scenario_samplers.ts";
+import { targetRows } from "../bench/_scenario_targets.ts";
+import { parseCli } from "../bench/scenarios.ts";
 import { createMessageFactory } from "../bench/messages.ts";
 import { compileFilters, matchFilters, searchableText } from "../src/keyword_filter.ts";
 
