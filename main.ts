@@ -38,6 +38,8 @@ export interface Timings {
   heartbeatMs?: number;
   /** Idle seconds before a WebSocket is pinged, and then cut without a pong (30). */
   wsIdleTimeoutSeconds?: number;
+  /** How long a closing WebSocket may take before its connection is dropped (5 s). */
+  wsCloseGraceMs?: number;
 }
 
 /** Starts every part of Sluice for a parsed configuration. */
@@ -92,6 +94,7 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     sse,
     sessions,
     wsIdleTimeoutSeconds: timings.wsIdleTimeoutSeconds,
+    wsCloseGraceMs: timings.wsCloseGraceMs,
     ready: async () => {
       if (!subscriber.connected) throw new Error("Redis is not connected");
       await db.ping().catch(() => Promise.reject(new Error("PostgreSQL is not answering")));

@@ -177,6 +177,11 @@ export class Metrics {
       reason,
     })),
   );
+  readonly websocketAborts = new Metric(
+    "sluice_websocket_aborted_total",
+    "counter",
+    "WebSockets closed at the TCP level after their close handshake stalled",
+  );
   readonly backlogDrops = new Metric(
     "sluice_backlog_dropped_total",
     "counter",

@@ -14,7 +14,8 @@ import { type Logger, redactUrl } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { SseClient, sseHeaders, type SseRegistry } from "./sse.ts";
 import { streamFromPath } from "./timeline.ts";
-import { acceptWebSocket, queryParams, type SessionRegistry } from "./websocket.ts";
+import { queryParams, type SessionRegistry } from "./websocket.ts";
+import { acceptWebSocket } from "./websocket_upgrade.ts";
 
 /** Everything the handler needs, passed in by main.ts. */
 export interface HandlerOptions extends ClientContext {
@@ -28,6 +29,8 @@ export interface HandlerOptions extends ClientContext {
   ready: () => Promise<void>;
   /** Seconds before an idle WebSocket is pinged and then cut (Mastodon: 30). */
   wsIdleTimeoutSeconds?: number;
+  /** How long a closing WebSocket may take before its connection is dropped (5 s). */
+  wsCloseGraceMs?: number;
 }
 
 type Route = {
@@ -155,6 +158,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         context: options,
         sessions: options.sessions,
         idleTimeoutSeconds: options.wsIdleTimeoutSeconds ?? 30,
+        closeGraceMs: options.wsCloseGraceMs,
       });
     } catch {
       return new Response("Bad WebSocket upgrade request", { status: 400 });

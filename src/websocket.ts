@@ -2,8 +2,7 @@
  * WebSocket sessions (§4): the upgrade, `?stream=` on connect, subscribe and
  * unsubscribe messages, error frames, binary frames, `kill`, and a bounded
  * send buffer. The session talks to a small {@link ClientPort} so its logic
- * is tested with a fake; `acceptWebSocket` adapts Deno's WebSocket to it.
- * Pings every 30 s (and cutting unresponsive sockets) are Deno's `idleTimeout`.
+ * is tested with a fake; `websocket_upgrade.ts` adapts Deno's WebSocket to it.
  *
  * @module
  */
@@ -204,40 +203,3 @@ export class WebSocketSession extends Client {
 
 /** Every open WebSocket session, for shutdown. */
 export type SessionRegistry = Set<WebSocketSession>;
-
-/**
- * Upgrades an authenticated request. The first offered subprotocol is echoed
- * (browsers require it when the token travels that way); Deno pings an idle socket and closes it when no pong comes.
- */
-export function acceptWebSocket(
-  request: Request,
-  options: {
-    viewer: Viewer;
-    requestId: string;
-    context: SessionContext;
-    sessions: SessionRegistry;
-    idleTimeoutSeconds: number;
-  },
-): Response {
-  const protocol = request.headers.get("sec-websocket-protocol")?.split(",")[0].trim();
-  const { socket, response } = Deno.upgradeWebSocket(request, {
-    protocol: protocol || undefined,
-    idleTimeout: options.idleTimeoutSeconds,
-  });
-  response.headers.set("X-Request-Id", options.requestId);
-  const query = new URL(request.url).searchParams;
-  let session: WebSocketSession | undefined;
-  socket.onopen = () => {
-    session = new WebSocketSession(options.viewer, options.context, socket);
-    options.sessions.add(session);
-    session.start(query);
-  };
-  socket.onmessage = (e) => session?.receive(e.data);
-  socket.onclose = () => {
-    if (session === undefined) return;
-    options.sessions.delete(session);
-    session.dispose();
-  };
-  socket.onerror = (e) => options.context.log.debug("WebSocket error", { error: String(e) });
-  return response;
-}

@@ -71,6 +71,67 @@ Deno.test("A client that stops reading is cut off alone; others keep their event
   await services.close();
 });
 
+Deno.test("A WebSocket that stops reading is closed 1013, then its connection is dropped", async () => {
+  const services = await startServices();
+  const app = await startSluice(services, { SLUICE_CLIENT_QUEUE_BYTES: "131072" }, {
+    wsCloseGraceMs: 300,
+  });
+  const stalled = await Deno.connect({ hostname: "127.0.0.1", port: app.port });
+  await stalled.write(new TextEncoder().encode(
+    "GET /api/v1/streaming?stream=public HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer token-alice\r\n\r\n",
+  ));
+  const healthy = await WsClient.open(
+    `${app.ws}/api/v1/streaming?access_token=token-bob&stream=public`,
+  );
+  await app.listeners("timeline:public", 2);
+  const big = "x".repeat(20_000);
+  const metrics = app.sluice.metrics;
+  let sent = 0;
+  while (metrics.slowClientDisconnects.get({ type: "websocket" }) === 0 && sent < 5000) {
+    await services.client.publish(
+      "timeline:public",
+      `{"event":"delete","payload":"${big}${sent++}"}`,
+    );
+  }
+  assert.equal(metrics.slowClientDisconnects.get({ type: "websocket" }), 1);
+  // The stalled client never answers the close frame: after the grace period
+  // Sluice drops the connection, so reading now drains to the end of the stream.
+  const ended = await readToEnd(stalled, 15_000);
+  assert.ok(ended, "the stalled connection was dropped");
+  assert.equal(metrics.websocketAborts.get(), 1);
+  await services.client.publish("timeline:public", '{"event":"delete","payload":"last"}');
+  for (let i = 0; i < sent; i++) await healthy.next();
+  assert.equal(await healthy.next(), '{"stream":["public"],"event":"delete","payload":"last"}');
+  stalled.close();
+  await healthy.close();
+  await app.close();
+  await services.close();
+});
+
+/** Reads until EOF or a reset; false if the connection is still open after `timeoutMs`. */
+async function readToEnd(conn: Deno.Conn, timeoutMs: number): Promise<boolean> {
+  const buffer = new Uint8Array(1 << 16);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), deadline - Date.now());
+    });
+    try {
+      const n = await Promise.race([conn.read(buffer), timeout]);
+      if (n === null) return true;
+      if (n === "timeout") return false;
+    } catch {
+      return true; // reset by the server
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return false;
+}
+
 Deno.test("SSE heartbeats are :thump comments on one shared timer", async () => {
   const services = await startServices();
   const app = await startSluice(services, {}, { heartbeatMs: 50 });

@@ -1,0 +1,81 @@
+/**
+ * Deno's side of a WebSocket session: the upgrade (the first offered
+ * subprotocol is echoed, browsers require it when the token travels that
+ * way), Deno's idle timeout that pings a quiet socket and closes it when no
+ * pong comes, and the port a {@link WebSocketSession} talks to. Every close
+ * Sluice starts (kill, 1013 for a slow client, 1001 at shutdown) is followed,
+ * if the close handshake has not finished within the grace period, by an
+ * abortive close of the connection: a client that stopped reading never
+ * answers, and would otherwise hold its connection and buffers forever.
+ *
+ * @module
+ */
+import { abortWebSocket } from "./_deno_internals.ts";
+import type { Viewer } from "./auth.ts";
+import {
+  type ClientPort,
+  type SessionContext,
+  type SessionRegistry,
+  WebSocketSession,
+} from "./websocket.ts";
+
+/** How long a closing socket may take to finish the close handshake. */
+export const CLOSE_GRACE_MS = 5_000;
+
+/** What an upgrade needs besides the request. */
+export interface UpgradeOptions {
+  viewer: Viewer;
+  requestId: string;
+  context: SessionContext;
+  sessions: SessionRegistry;
+  idleTimeoutSeconds: number;
+  /** Default {@link CLOSE_GRACE_MS}. */
+  closeGraceMs?: number;
+}
+
+/** Upgrades an authenticated request and runs its session. */
+export function acceptWebSocket(request: Request, options: UpgradeOptions): Response {
+  const protocol = request.headers.get("sec-websocket-protocol")?.split(",")[0].trim();
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    protocol: protocol || undefined,
+    idleTimeout: options.idleTimeoutSeconds,
+  });
+  response.headers.set("X-Request-Id", options.requestId);
+  let query: URLSearchParams | undefined = new URL(request.url).searchParams;
+  let session: WebSocketSession | undefined;
+  socket.onopen = () => {
+    session = new WebSocketSession(options.viewer, options.context, closingPort(socket, options));
+    options.sessions.add(session);
+    session.start(query!);
+    query = undefined;
+  };
+  socket.onmessage = (e) => session?.receive(e.data);
+  socket.onclose = () => {
+    if (session === undefined) return;
+    options.sessions.delete(session);
+    session.dispose();
+  };
+  socket.onerror = (e) => options.context.log.debug("WebSocket error", { error: String(e) });
+  return response;
+}
+
+/** The session's port: a close is followed by an abort when the handshake stalls. */
+function closingPort(socket: WebSocket, options: UpgradeOptions): ClientPort {
+  const grace = options.closeGraceMs ?? CLOSE_GRACE_MS;
+  const { metrics, log } = options.context;
+  return {
+    send: (text) => socket.send(text),
+    get bufferedAmount() {
+      return socket.bufferedAmount;
+    },
+    close(code?: number, reason?: string) {
+      socket.close(code, reason);
+      const timer = setTimeout(() => {
+        if (socket.readyState === WebSocket.CLOSED) return;
+        if (abortWebSocket(socket)) metrics.websocketAborts.inc();
+        else log.warn("Cannot abort a WebSocket whose close handshake stalled");
+      }, grace);
+      socket.addEventListener("close", () => clearTimeout(timer), { once: true });
+    },
+  };
+}
