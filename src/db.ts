@@ -82,18 +82,20 @@ const LIST_SQL = "SELECT id FROM lists WHERE id = $1 AND account_id = $2 LIMIT 1
 const SETTINGS_SQL = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
 const DISABLED = "--- disabled\n";
 
-const EXCLUDED_SQL = `SELECT viewer.id::text AS id
-FROM unnest($1::bigint[]) AS viewer(id)
-WHERE EXISTS (
-    SELECT 1 FROM blocks
-    WHERE (blocks.account_id = viewer.id AND blocks.target_account_id = ANY($2::bigint[]))
-       OR (blocks.account_id = $3::bigint AND blocks.target_account_id = viewer.id))
-  OR EXISTS (
-    SELECT 1 FROM mutes
-    WHERE mutes.account_id = viewer.id AND mutes.target_account_id = ANY($2::bigint[]))
-  OR ($4::text IS NOT NULL AND EXISTS (
-    SELECT 1 FROM account_domain_blocks
-    WHERE account_domain_blocks.account_id = viewer.id AND account_domain_blocks.domain = $4::text))`;
+/**
+ * Viewers (of $1) who must not see a status by $3 mentioning $2 (author
+ * included) from domain $4: they block or mute the author or a mentioned
+ * account, the author blocks them, or they block the domain. One index-driven
+ * branch per rule; a viewer may come back more than once (the caller dedupes).
+ */
+const EXCLUDED_SQL = `SELECT account_id::text AS id FROM blocks
+  WHERE target_account_id = ANY($2::bigint[]) AND account_id = ANY($1::bigint[])
+UNION ALL SELECT target_account_id::text FROM blocks
+  WHERE account_id = $3::bigint AND target_account_id = ANY($1::bigint[])
+UNION ALL SELECT account_id::text FROM mutes
+  WHERE target_account_id = ANY($2::bigint[]) AND account_id = ANY($1::bigint[])
+UNION ALL SELECT account_id::text FROM account_domain_blocks
+  WHERE $4::text IS NOT NULL AND domain = $4::text AND account_id = ANY($1::bigint[])`;
 
 const FILTERS_SQL = `SELECT filter.account_id::text AS account_id, filter.id::text AS id,
   filter.phrase AS title, filter.context AS context, filter.expires_at AS expires_at,
@@ -164,13 +166,12 @@ export class PgDatabase implements Database {
   }
 
   async excludedViewers(query: RelationshipQuery): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>(EXCLUDED_SQL, [
-      query.viewerIds,
-      query.targetIds,
-      query.authorId,
-      query.domain,
-    ]);
-    return rows.map((r) => r.id);
+    const { rows } = await this.pool.query<{ id: string }>({
+      name: "sluice_excluded_viewers", // prepared once per connection
+      text: EXCLUDED_SQL,
+      values: [query.viewerIds, query.targetIds, query.authorId, query.domain],
+    });
+    return [...new Set(rows.map((r) => r.id))];
   }
 
   async filterRows(accountIds: readonly string[]): Promise<AccountFilterRow[]> {
