@@ -1,8 +1,10 @@
 /**
  * Who is connecting: the token from the request (header, query, subprotocol,
  * in Mastodon's order) and the viewer behind it. Concurrent lookups of the
- * same token share one database query. auth.ts never decides what a viewer
- * may subscribe to (see access.ts).
+ * same token share one database query, and lookups that arrive while
+ * {@link MAX_BATCHES_IN_FLIGHT} queries are running wait and go together in
+ * the next one, so a reconnect storm costs a few queries, not one per client.
+ * auth.ts never decides what a viewer may subscribe to (see access.ts).
  *
  * @module
  */
@@ -36,12 +38,25 @@ export function findToken(headers: Headers, query: URLSearchParams): FoundToken 
   return undefined;
 }
 
-/** Resolves tokens to viewers, coalescing concurrent lookups of one token. */
-export class Authenticator {
-  readonly #db: Pick<Database, "tokenRow">;
-  readonly #inFlight = new Map<string, Promise<TokenRow | undefined>>();
+/** Token queries running at once; later lookups wait and are batched. */
+export const MAX_BATCHES_IN_FLIGHT = 4;
+/** Tokens asked in one query at most. */
+export const MAX_BATCH = 500;
 
-  constructor(options: { db: Pick<Database, "tokenRow"> }) {
+interface Waiting {
+  resolve(row: TokenRow | undefined): void;
+  reject(err: unknown): void;
+}
+
+/** Resolves tokens to viewers, coalescing and batching concurrent lookups. */
+export class Authenticator {
+  readonly #db: Pick<Database, "tokenRows">;
+  readonly #inFlight = new Map<string, Promise<TokenRow | undefined>>();
+  /** Tokens waiting for a query slot, in arrival order. */
+  readonly #waiting = new Map<string, Waiting>();
+  #running = 0;
+
+  constructor(options: { db: Pick<Database, "tokenRows"> }) {
     this.#db = options.db;
   }
 
@@ -58,11 +73,38 @@ export class Authenticator {
   }
 
   #lookup(token: string): Promise<TokenRow | undefined> {
-    let pending = this.#inFlight.get(token);
-    if (pending === undefined) {
-      pending = this.#db.tokenRow(token).finally(() => this.#inFlight.delete(token));
-      this.#inFlight.set(token, pending);
+    const pending = this.#inFlight.get(token);
+    if (pending !== undefined) return pending;
+    const { promise, resolve, reject } = Promise.withResolvers<TokenRow | undefined>();
+    this.#inFlight.set(token, promise);
+    const forget = () => this.#inFlight.delete(token);
+    promise.then(forget, forget);
+    this.#waiting.set(token, { resolve, reject });
+    this.#pump();
+    return promise;
+  }
+
+  /** Starts queries for waiting tokens while slots are free. */
+  #pump(): void {
+    while (this.#running < MAX_BATCHES_IN_FLIGHT && this.#waiting.size > 0) {
+      const batch = new Map<string, Waiting>();
+      for (const [token, waiting] of this.#waiting) {
+        if (batch.size === MAX_BATCH) break;
+        batch.set(token, waiting);
+        this.#waiting.delete(token);
+      }
+      this.#running++;
+      this.#db.tokenRows([...batch.keys()]).then(
+        (rows) => {
+          for (const [token, waiting] of batch) waiting.resolve(rows.get(token));
+        },
+        (err) => {
+          for (const waiting of batch.values()) waiting.reject(err);
+        },
+      ).finally(() => {
+        this.#running--;
+        this.#pump();
+      });
     }
-    return pending;
   }
 }

@@ -55,8 +55,8 @@ export interface FilterDatabase {
 
 /** What the server asks PostgreSQL. */
 export interface Database extends FilterDatabase {
-  /** The token's row, or undefined for unknown, revoked, disabled or suspended. */
-  tokenRow(token: string): Promise<TokenRow | undefined>;
+  /** The rows of those tokens that are valid (not unknown, revoked, disabled or suspended). */
+  tokenRows(tokens: readonly string[]): Promise<Map<string, TokenRow>>;
   /** Whether the list exists and belongs to the account (any error: false). */
   ownsList(listId: unknown, accountId: string): Promise<boolean>;
   /** The feed-access settings of a feed kind (§6.2). */
@@ -66,17 +66,17 @@ export interface Database extends FilterDatabase {
   close(): Promise<void>;
 }
 
-const TOKEN_SQL = `SELECT oauth_access_tokens.id, users.account_id, users.chosen_languages,
+const TOKEN_SQL = `SELECT oauth_access_tokens.token, oauth_access_tokens.id,
+  users.account_id, users.chosen_languages,
   oauth_access_tokens.scopes, COALESCE(user_roles.permissions, 0) AS permissions
 FROM oauth_access_tokens
 INNER JOIN users ON oauth_access_tokens.resource_owner_id = users.id
 INNER JOIN accounts ON accounts.id = users.account_id
 LEFT OUTER JOIN user_roles ON user_roles.id = users.role_id
-WHERE oauth_access_tokens.token = $1
+WHERE oauth_access_tokens.token = ANY($1::text[])
   AND oauth_access_tokens.revoked_at IS NULL
   AND users.disabled IS FALSE
-  AND accounts.suspended_at IS NULL
-LIMIT 1`;
+  AND accounts.suspended_at IS NULL`;
 
 const LIST_SQL = "SELECT id FROM lists WHERE id = $1 AND account_id = $2 LIMIT 1";
 const SETTINGS_SQL = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
@@ -110,6 +110,7 @@ ORDER BY filter.id, keyword.id`;
 export class PgDatabase implements Database {
   readonly pool: Pool;
   readonly #metrics: Metrics;
+  readonly #feedAccess = new Map<string, Promise<FeedAccess>>();
 
   constructor(options: { config: PostgresConfig; log: Logger; metrics: Metrics }) {
     const { max, ...connection } = options.config;
@@ -127,18 +128,25 @@ export class PgDatabase implements Database {
     this.#metrics = options.metrics;
   }
 
-  async tokenRow(token: string): Promise<TokenRow | undefined> {
+  async tokenRows(tokens: readonly string[]): Promise<Map<string, TokenRow>> {
     this.#metrics.dbRoundTrips.inc({ purpose: "token" });
-    const { rows } = await this.pool.query(TOKEN_SQL, [token]);
-    const row = rows[0];
-    if (row === undefined) return undefined;
-    return {
-      accessTokenId: String(row.id),
-      accountId: String(row.account_id),
-      scopes: String(row.scopes ?? "").split(" "),
-      chosenLanguages: Array.isArray(row.chosen_languages) ? row.chosen_languages : null,
-      permissions: Number(row.permissions),
-    };
+    const { rows } = await this.pool.query({
+      name: "sluice_token_rows",
+      text: TOKEN_SQL,
+      values: [tokens],
+    });
+    const found = new Map<string, TokenRow>();
+    for (const row of rows) {
+      if (found.has(row.token)) continue; // the token index is unique; keep the first anyway
+      found.set(row.token, {
+        accessTokenId: String(row.id),
+        accountId: String(row.account_id),
+        scopes: String(row.scopes ?? "").split(" "),
+        chosenLanguages: Array.isArray(row.chosen_languages) ? row.chosen_languages : null,
+        permissions: Number(row.permissions),
+      });
+    }
+    return found;
   }
 
   async ownsList(listId: unknown, accountId: string): Promise<boolean> {
@@ -152,7 +160,19 @@ export class PgDatabase implements Database {
     }
   }
 
-  async feedAccess(kind: "public" | "hashtag"): Promise<FeedAccess> {
+  /** Concurrent reads of one kind share a query (a connection storm asks once). */
+  feedAccess(kind: "public" | "hashtag"): Promise<FeedAccess> {
+    let pending = this.#feedAccess.get(kind);
+    if (pending === undefined) {
+      pending = this.#readFeedAccess(kind);
+      this.#feedAccess.set(kind, pending);
+      const forget = () => this.#feedAccess.delete(kind);
+      pending.then(forget, forget);
+    }
+    return pending;
+  }
+
+  async #readFeedAccess(kind: "public" | "hashtag"): Promise<FeedAccess> {
     const [local, remote] = kind === "hashtag"
       ? ["local_topic_feed_access", "remote_topic_feed_access"]
       : ["local_live_feed_access", "remote_live_feed_access"];
