@@ -40,21 +40,27 @@ export async function caseF(ctx: Context): Promise<void> {
   }
 }
 
-/** The plan's rate, lowered to 60 % of the slowest measured saturation so both servers keep up. */
-function slowCaseRate(ctx: Context): number {
+/**
+ * The plan's rate, lowered so that sending to every client of the run with
+ * slow clients (the normal ones and the slow ones, until they are cut) costs
+ * at most 60 % of the lowest saturation measured in case b: the case measures
+ * how slow clients are isolated, not how a saturated server behaves.
+ */
+export function slowCaseRate(ctx: Pick<Context, "plan" | "runs" | "notes">): number {
   const p = ctx.plan;
+  const receivers = 2 * p.slowClients;
   const ladders = unfilteredSaturation(ctx.runs).flatMap((u) => [u.sluice, u.ceiling]);
   const rates = ladders.flatMap((run) =>
     run?.rate && limitingRun(ctx.runs.filter((r) => sameLadder(r, run)))
-      ? [run.rate * run.clients / p.slowClients]
+      ? [run.rate * run.clients / receivers]
       : []
   );
   if (rates.length === 0) return p.slowRate;
   const capped = Math.round(Math.min(p.slowRate, 0.6 * Math.min(...rates)));
   if (capped < p.slowRate) {
     ctx.notes.push(
-      `Case f ran at ${capped} msg/s instead of ${p.slowRate}: 60 % of the lowest saturation ` +
-        "measured in case b, so that the runs without slow clients keep up.",
+      `Case f ran at ${capped} msg/s instead of ${p.slowRate}: with ${receivers} clients ` +
+        "(normal and slow), 60 % of the lowest saturation measured in case b.",
     );
   }
   return Math.max(1, capped);

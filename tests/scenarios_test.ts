@@ -19,9 +19,11 @@ import {
   utilisation,
   verdict,
 } from "../bench/_scenario_analysis.ts";
+import { FULL } from "../bench/_scenario_plan.ts";
 import { renderResults } from "../bench/_scenario_render.ts";
 import { type RunRecord, type ScenarioResults, shellJoin } from "../bench/_scenario_report.ts";
 import { parsePubsubClients } from "../bench/_scenario_samplers.ts";
+import { slowCaseRate } from "../bench/_scenario_slow_case.ts";
 import { targetRows } from "../bench/_scenario_targets.ts";
 import { parseCli } from "../bench/scenarios.ts";
 import { createMessageFactory } from "../bench/messages.ts";
@@ -401,4 +403,23 @@ Deno.test("renderResults flags quick runs and missing taskset", () => {
   assert.match(md, /quick smoke run/);
   assert.match(md, /`taskset` was not found: nothing is pinned/);
   assert.deepEqual(targetRows([]), []);
+});
+
+Deno.test("slowCaseRate leaves headroom for the normal and the slow clients together", () => {
+  const plan = { ...FULL, slowClients: 1000, slowRate: 100 };
+  const ladder = (server: "sluice" | "ceiling", transport: "sse" | "ws", ok: number) => [
+    run({ server, transport, rate: ok, r: { published: ok, delivered: ok * 1000 } }),
+    run({ server, transport, rate: ok * 1.5, r: { p99: 1500 } }),
+  ];
+  const runs = [
+    ...ladder("sluice", "sse", 345),
+    ...ladder("ceiling", "sse", 345),
+    ...ladder("sluice", "ws", 230),
+    ...ladder("ceiling", "ws", 230),
+  ];
+  const notes: string[] = [];
+  // 60 % of 230,000 deliveries/s shared by 2,000 clients: 69 msg/s.
+  assert.equal(slowCaseRate({ plan, runs, notes }), 69);
+  assert.match(notes[0], /69 msg\/s instead of 100: with 2000 clients/);
+  assert.equal(slowCaseRate({ plan, runs: [], notes: [] }), 100, "no ladder: the plan's rate");
 });
