@@ -26,7 +26,12 @@ export class StreamEvent {
   #sse?: Uint8Array;
   #wsPayload?: string;
   #ws?: Map<string, string>;
+  /** On a base event: its object payload's body and that body's shared encodings. */
+  #body?: ObjectBody & { sseHead?: Uint8Array; wsHead?: string };
+  /** On a base event: events derived by {@link withLastKey}, by appended text. */
   #derived?: Map<string, StreamEvent>;
+  /** On a derived event: its base and the text appended to the base's body. */
+  #tail?: { base: StreamEvent; text: string };
 
   /**
    * @param event the `event` string
@@ -48,9 +53,19 @@ export class StreamEvent {
 
   /** `event: X\ndata: Y\n\n`, encoded once. */
   sse(): Uint8Array {
-    return this.#sse ??= encoder.encode(
-      `event: ${this.event}\n${sseData(this.payload, this.payloadJson)}\n`,
-    );
+    if (this.#sse !== undefined) return this.#sse;
+    if (this.#tail === undefined) {
+      return this.#sse = encoder.encode(
+        `event: ${this.event}\n${sseData(this.payload, this.payloadJson)}\n`,
+      );
+    }
+    // A derived event copies its base's encoded head and encodes only its tail.
+    const head = this.#tail.base.#sseHead();
+    const tail = encoder.encode(`${this.#tail.text}\n\n`);
+    const bytes = new Uint8Array(head.length + tail.length);
+    bytes.set(head);
+    bytes.set(tail, head.length);
+    return this.#sse = bytes;
   }
 
   /** `{"stream":<label>,"event":"X","payload":"…"}` for a stream label (JSON array text). */
@@ -58,7 +73,10 @@ export class StreamEvent {
     this.#ws ??= new Map();
     let text = this.#ws.get(label);
     if (text === undefined) {
-      this.#wsPayload ??= wsPayload(this.payload, this.payloadJson);
+      this.#wsPayload ??= this.#tail === undefined
+        ? wsPayload(this.payload, this.payloadJson)
+        // JSON string escaping is per character: the base's escaped head, then the tail's.
+        : this.#tail.base.#wsHead() + JSON.stringify(this.#tail.text).slice(1);
       text = `{"stream":${label},"event":${
         JSON.stringify(this.event)
       },"payload":${this.#wsPayload}}`;
@@ -68,17 +86,36 @@ export class StreamEvent {
   }
 
   /**
-   * The same event with another payload text (e.g. `filtered` appended),
-   * memoised by that text so viewers with equal results share bytes.
+   * The same event with `"key":valueJson` appended as the last key of its
+   * object payload, the rest of the payload text untouched; memoised by the
+   * appended text, so viewers with equal results share one event. The derived
+   * event's encodings reuse the base's encoded body: only the appended part is
+   * encoded per derived event. Throws SyntaxError when the payload is not a
+   * JSON object.
    */
-  withPayloadJson(payloadJson: string): StreamEvent {
+  withLastKey(key: string, valueJson: string): StreamEvent {
+    const body = this.#body ??= objectBody(this.payloadJson);
+    const text = `${body.separator}${JSON.stringify(key)}:${valueJson}}`;
     this.#derived ??= new Map();
-    let derived = this.#derived.get(payloadJson);
+    let derived = this.#derived.get(text);
     if (derived === undefined) {
-      derived = new StreamEvent(this.event, this.payload, payloadJson, this.receivedAt);
-      this.#derived.set(payloadJson, derived);
+      derived = new StreamEvent(this.event, this.payload, body.text + text, this.receivedAt);
+      derived.#tail = { base: this, text };
+      this.#derived.set(text, derived);
     }
     return derived;
+  }
+
+  /** `event: X\ndata: <body>`, encoded once for every derived event. */
+  #sseHead(): Uint8Array {
+    const body = this.#body!;
+    return body.sseHead ??= encoder.encode(`event: ${this.event}\ndata: ${body.text}`);
+  }
+
+  /** The body as a JSON string without its closing quote, escaped once. */
+  #wsHead(): string {
+    const body = this.#body!;
+    return body.wsHead ??= JSON.stringify(body.text).slice(0, -1);
   }
 }
 
@@ -103,6 +140,31 @@ export function parseEvent(raw: string, receivedAt = performance.now()): StreamE
   }
   const payloadJson = payload === undefined ? "" : payloadSpan(raw);
   return new StreamEvent(event, payload, payloadJson, receivedAt);
+}
+
+/** A JSON object text up to (not including) its closing brace, whitespace around it trimmed. */
+export interface ObjectBody {
+  text: string;
+  /** "," when the object has members, else "". */
+  separator: string;
+}
+
+function isJsonSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+/** Splits a JSON object text before its closing brace; throws SyntaxError for anything else. */
+export function objectBody(json: string): ObjectBody {
+  let start = 0;
+  while (start < json.length && isJsonSpace(json.charCodeAt(start))) start++;
+  let close = json.length - 1;
+  while (close > start && isJsonSpace(json.charCodeAt(close))) close--;
+  if (close <= start || json[start] !== "{" || json[close] !== "}") {
+    throw new SyntaxError("payload is not a JSON object");
+  }
+  let last = close - 1;
+  while (last > start && isJsonSpace(json.charCodeAt(last))) last--;
+  return { text: json.slice(start, last + 1), separator: last === start ? "" : "," };
 }
 
 function sseData(payload: unknown, payloadJson: string): string {

@@ -10,10 +10,10 @@
 import type { FeedAccess, FilterDatabase } from "./db.ts";
 import type { StreamEvent } from "./event.ts";
 import {
-  appendFiltered,
   type CompiledFilter,
   compileFilters,
   matchFilters,
+  type MatchMemo,
   searchableText,
 } from "./keyword_filter.ts";
 import type { Logger } from "./log.ts";
@@ -65,7 +65,8 @@ export interface StatusFacts {
 /** Facts shared by every viewer of one event. */
 export class EventFacts {
   #text?: string;
-  readonly #events = new Map<string, StreamEvent>();
+  /** Keyword searches of the text, shared by viewers with the same keywords. */
+  readonly #matches: MatchMemo = new Map();
 
   constructor(
     readonly event: StreamEvent,
@@ -81,14 +82,14 @@ export class EventFacts {
     return this.#text ??= searchableText(this.event.payload as Record<string, unknown>);
   }
 
+  /** The `filtered` array of a viewer's keyword filters (compiled ones) for this status. */
+  filtered(filters: CompiledFilter[], now: number): string {
+    return filters.length === 0 ? "[]" : matchFilters(filters, this.text(), now, this.#matches);
+  }
+
   /** The event with `filtered` appended; viewers with equal results share it. */
   withFiltered(filteredJson: string): StreamEvent {
-    let event = this.#events.get(filteredJson);
-    if (event === undefined) {
-      event = this.event.withPayloadJson(appendFiltered(this.event.payloadJson, filteredJson));
-      this.#events.set(filteredJson, event);
-    }
-    return event;
+    return this.event.withLastKey("filtered", filteredJson);
   }
 }
 
@@ -140,9 +141,7 @@ export function decide(
   if (facts.excluded.has(viewer.accountId)) return "relationship";
   if (facts.status.hasFiltered) return facts.event;
   if (facts.filtersFailed.has(viewer.accountId)) return "database_error";
-  const filters = viewer.filters.compiled ?? [];
-  const filtered = filters.length === 0 ? "[]" : matchFilters(filters, facts.text(), now);
-  return facts.withFiltered(filtered);
+  return facts.withFiltered(facts.filtered(viewer.filters.compiled ?? [], now));
 }
 
 /** Fetches the database facts of an event for all its viewers at once. */

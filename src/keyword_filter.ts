@@ -1,8 +1,8 @@
 /**
  * Keyword (custom) filters for public and hashtag `update` events (spec §6.4):
  * the searchable text of a status, the per-filter regular expressions built
- * from the viewer's filter rows, the `filtered` array those produce, and the
- * splice that appends it to a payload's JSON text without re-serialising it.
+ * from the viewer's filter rows, and the `filtered` array those produce
+ * (event.ts appends it to the payload's JSON text without re-serialising it).
  * This module is pure: it never queries PostgreSQL and never caches per viewer.
  *
  * @module
@@ -140,39 +140,37 @@ export function compileFilters(rows: FilterRow[]): CompiledFilter[] {
   }));
 }
 
-/** JSON text of the `filtered` array for `text`: one entry per unexpired matching filter, first match only. */
-export function matchFilters(filters: CompiledFilter[], text: string, now: number): string {
+/**
+ * First matches of regular expressions on one text, by pattern: viewers whose
+ * filters have the same keywords share one search of the text.
+ */
+export type MatchMemo = Map<string, string | null>;
+
+/**
+ * JSON text of the `filtered` array for `text`: one entry per unexpired
+ * matching filter, first match only. `memo` must belong to this `text`.
+ */
+export function matchFilters(
+  filters: CompiledFilter[],
+  text: string,
+  now: number,
+  memo?: MatchMemo,
+): string {
   if (text === "") return "[]";
   const entries: string[] = [];
   for (const filter of filters) {
     if (filter.expiresAt !== null && filter.expiresAt < now) continue;
-    const match = filter.regexp.exec(text);
+    let match = memo?.get(filter.regexp.source);
+    if (match === undefined) {
+      match = filter.regexp.exec(text)?.[0] ?? null;
+      memo?.set(filter.regexp.source, match);
+    }
     if (match === null) continue;
     entries.push(
       `{"filter":${filter.json},"keyword_matches":[${
-        JSON.stringify(match[0])
+        JSON.stringify(match)
       }],"status_matches":null}`,
     );
   }
   return `[${entries.join(",")}]`;
-}
-
-function isJsonSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
-/** Appends `"filtered":<filteredJson>` as the last key of a JSON object text, keeping its bytes. */
-export function appendFiltered(payloadJson: string, filteredJson: string): string {
-  let start = 0;
-  while (start < payloadJson.length && isJsonSpace(payloadJson.charCodeAt(start))) start++;
-  let close = payloadJson.length - 1;
-  while (close > start && isJsonSpace(payloadJson.charCodeAt(close))) close--;
-  if (close <= start || payloadJson[start] !== "{" || payloadJson[close] !== "}") {
-    throw new SyntaxError("payload is not a JSON object");
-  }
-  let last = close - 1;
-  while (last > start && isJsonSpace(payloadJson.charCodeAt(last))) last--;
-  const body = payloadJson.slice(start, last + 1);
-  const separator = last === start ? "" : ",";
-  return `${body}${separator}"filtered":${filteredJson}}`;
 }

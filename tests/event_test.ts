@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MalformedMessageError, parseEvent } from "../src/event.ts";
+import { MalformedMessageError, objectBody, parseEvent } from "../src/event.ts";
 import { payloadSpan, stripJsonSpace } from "../src/_json_span.ts";
 
 const decoder = new TextDecoder();
@@ -107,7 +107,61 @@ Deno.test("A string payload with line breaks becomes several data lines", () => 
 
 Deno.test("A derived payload shares bytes between equal results", () => {
   const event = parseEvent('{"event":"update","payload":{"id":"1"}}');
-  const a = event.withPayloadJson('{"id":"1","filtered":[]}');
-  assert.equal(a, event.withPayloadJson('{"id":"1","filtered":[]}'));
+  const a = event.withLastKey("filtered", "[]");
+  assert.equal(a, event.withLastKey("filtered", "[]"));
+  assert.notEqual(a, event.withLastKey("filtered", '[{"x":1}]'));
   assert.equal(decoder.decode(a.sse()), 'event: update\ndata: {"id":"1","filtered":[]}\n\n');
+  assert.equal(a.sse(), a.sse(), "encoded once");
+});
+
+Deno.test("objectBody splits a JSON object before its closing brace", async (t) => {
+  const cases: [string, string, string][] = [
+    ["{}", "{", ""],
+    ["{ }", "{", ""],
+    ['{"a":1}', '{"a":1', ","],
+    ['{"a":1} ', '{"a":1', ","],
+    ['{"a":1}\n', '{"a":1', ","],
+    ['{ "a" : 1 }', '{ "a" : 1', ","],
+    ['{"a":{"b":"}"}}', '{"a":{"b":"}"}', ","],
+  ];
+  for (const [json, text, separator] of cases) {
+    await t.step(JSON.stringify(json), () => {
+      assert.deepEqual(objectBody(json), { text, separator });
+      const appended = `${text}${separator}"filtered":[]}`;
+      assert.equal(Object.keys(JSON.parse(appended)).at(-1), "filtered");
+    });
+  }
+});
+
+Deno.test("objectBody throws SyntaxError when the text is not an object", async (t) => {
+  for (const json of ["", " ", "[]", '"{}"', "{", "}", "null", "1", '{"a":1'] as const) {
+    await t.step(JSON.stringify(json), () => {
+      assert.throws(() => objectBody(json), SyntaxError);
+    });
+  }
+});
+
+Deno.test("withLastKey appends the key verbatim, and derived encodings equal fresh ones", () => {
+  const content = '<p>caf\u00e9 \u{1F418} "q" \\ \u2028</p>';
+  const raw = `{"event":"update","payload":{"id":"1","n":12345678901234567890,` +
+    `"content":${JSON.stringify(content)}}}`;
+  const event = parseEvent(raw);
+  const filtered =
+    '[{"filter":{"id":"1","title":"Caf\u00e9 \\"x\\""},"keyword_matches":["\u{1F418}"]}]';
+  const derived = event.withLastKey("filtered", filtered);
+  const expected = event.payloadJson.slice(0, -1) + `,"filtered":${filtered}}`;
+  assert.equal(derived.payloadJson, expected);
+  assert.ok(derived.payloadJson.includes("12345678901234567890"), "big number untouched");
+  const fresh = parseEvent(`{"event":"update","payload":${expected}}`);
+  assert.deepEqual(derived.sse(), fresh.sse());
+  assert.equal(derived.ws('["public"]'), fresh.ws('["public"]'));
+  assert.ok(event.withLastKey("filtered", "[]").payloadJson.endsWith(`</p>","filtered":[]}`));
+  assert.equal(
+    parseEvent('{"event":"update","payload":{}}').withLastKey("filtered", "[]").payloadJson,
+    '{"filtered":[]}',
+  );
+  assert.throws(
+    () => parseEvent('{"event":"delete","payload":"1"}').withLastKey("filtered", "[]"),
+    SyntaxError,
+  );
 });

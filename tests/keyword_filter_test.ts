@@ -1,6 +1,5 @@
-import { deepEqual, equal, throws } from "node:assert/strict";
+import { deepEqual, equal } from "node:assert/strict";
 import {
-  appendFiltered,
   type CompiledFilter,
   compileFilters,
   type FilterRow,
@@ -220,34 +219,15 @@ Deno.test("matchFilters escapes the matched text as a JSON string", () => {
   deepEqual(matchesOf(filters, 'they SAY "HI"'), [['SAY "HI"']]);
 });
 
-Deno.test("appendFiltered appends filtered as the last key without touching the rest", async (t) => {
-  const cases: [string, string][] = [
-    ["{}", '{"filtered":[]}'],
-    ["{ }", '{"filtered":[]}'],
-    ['{"a":1}', '{"a":1,"filtered":[]}'],
-    ['{"a":1} ', '{"a":1,"filtered":[]}'],
-    ['{"a":1}\n', '{"a":1,"filtered":[]}'],
-    ['{ "a" : 1 }', '{ "a" : 1,"filtered":[]}'],
-    ['{"a":{"b":"}"}}', '{"a":{"b":"}"},"filtered":[]}'],
-  ];
-  for (const [payload, expected] of cases) {
-    await t.step(JSON.stringify(payload), () => {
-      const appended = appendFiltered(payload, "[]");
-      equal(appended, expected);
-      deepEqual(Object.keys(JSON.parse(appended)).at(-1), "filtered");
-    });
-  }
-});
-
-Deno.test("appendFiltered splices the filtered JSON text verbatim", () => {
-  const filtered = '[{"filter":{"id":"1"},"keyword_matches":["x"],"status_matches":null}]';
-  equal(appendFiltered('{"id":"9"}', filtered), `{"id":"9","filtered":${filtered}}`);
-});
-
-Deno.test("appendFiltered throws SyntaxError when the text is not an object", async (t) => {
-  for (const payload of ["", " ", "[]", '"{}"', "{", "}", "null", "1", '{"a":1'] as const) {
-    await t.step(JSON.stringify(payload), () => {
-      throws(() => appendFiltered(payload, "[]"), SyntaxError);
-    });
-  }
+Deno.test("matchFilters with a memo searches each pattern once and gives the same result", () => {
+  const a = compileFilters([row({ id: "1", keyword: "cat" }), row({ id: "2", keyword: "dog" })]);
+  const b = compileFilters([row({ id: "3", keyword: "cat" })]);
+  const text = "a dog and a Cat";
+  const memo = new Map<string, string | null>();
+  equal(matchFilters(a, text, NOW, memo), matchFilters(a, text, NOW));
+  equal(matchFilters(b, text, NOW, memo), matchFilters(b, text, NOW));
+  deepEqual([...memo.values()], ["Cat", "dog"], "one entry per distinct pattern");
+  // A memo holding "no match" for a pattern is believed: it must belong to this text.
+  const stale = new Map<string, string | null>([[b[0].regexp.source, null]]);
+  equal(matchFilters(b, text, NOW, stale), "[]");
 });
