@@ -2,8 +2,9 @@
  * Finds the raw text of the top-level `payload` value in a JSON message that
  * `JSON.parse` has already accepted, so payload bytes can be forwarded as
  * published instead of re-serialised. Insignificant whitespace is removed
- * (it would break SSE framing); everything else is kept byte for byte.
- * Private helper of event.ts.
+ * (it would break SSE framing); everything else is kept byte for byte. Also
+ * splits an object's text before its closing brace, where event.ts appends a
+ * key. Private helper of event.ts.
  *
  * @module
  */
@@ -102,4 +103,24 @@ export function payloadSpan(raw: string): string {
     i = skipSpace(raw, end);
     if (raw.charCodeAt(i) === COMMA) i++;
   }
+}
+
+/** A JSON object text up to (not including) its closing brace, whitespace around it trimmed. */
+export interface ObjectBody {
+  text: string;
+  /** "," when the object has members, else "". */
+  separator: string;
+}
+
+/** Splits a JSON object text before its closing brace; throws SyntaxError for anything else. */
+export function objectBody(json: string): ObjectBody {
+  const start = skipSpace(json, 0);
+  let close = json.length - 1;
+  while (close > start && isSpace(json.charCodeAt(close))) close--;
+  if (close <= start || json[start] !== "{" || json[close] !== "}") {
+    throw new SyntaxError("payload is not a JSON object");
+  }
+  let last = close - 1;
+  while (last > start && isSpace(json.charCodeAt(last))) last--;
+  return { text: json.slice(start, last + 1), separator: last === start ? "" : "," };
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { payloadSpan } from "./_json_span.ts";
+import { type ObjectBody, objectBody, payloadSpan } from "./_json_span.ts";
 
 const encoder = new TextEncoder();
 
@@ -140,31 +140,6 @@ export function parseEvent(raw: string, receivedAt = performance.now()): StreamE
   }
   const payloadJson = payload === undefined ? "" : payloadSpan(raw);
   return new StreamEvent(event, payload, payloadJson, receivedAt);
-}
-
-/** A JSON object text up to (not including) its closing brace, whitespace around it trimmed. */
-export interface ObjectBody {
-  text: string;
-  /** "," when the object has members, else "". */
-  separator: string;
-}
-
-function isJsonSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
-/** Splits a JSON object text before its closing brace; throws SyntaxError for anything else. */
-export function objectBody(json: string): ObjectBody {
-  let start = 0;
-  while (start < json.length && isJsonSpace(json.charCodeAt(start))) start++;
-  let close = json.length - 1;
-  while (close > start && isJsonSpace(json.charCodeAt(close))) close--;
-  if (close <= start || json[start] !== "{" || json[close] !== "}") {
-    throw new SyntaxError("payload is not a JSON object");
-  }
-  let last = close - 1;
-  while (last > start && isJsonSpace(json.charCodeAt(last))) last--;
-  return { text: json.slice(start, last + 1), separator: last === start ? "" : "," };
 }
 
 function sseData(payload: unknown, payloadJson: string): string {
