@@ -9,10 +9,12 @@
  * (a bare `{ "event": … }` message works too; it goes to `--channel`, default
  * timeline:public). Without `--file` every `test_data/demo/*.json` is sent in
  * name order. `--channel` overrides the files' channels. Speaks just enough
- * RESP for AUTH, SELECT and PUBLISH; no dependencies.
+ * RESP for AUTH, SELECT and PUBLISH (commands encoded by src/_resp.ts).
  *
  * @module
  */
+
+import { encodeCommand } from "../src/_resp.ts";
 
 const USAGE = `Usage: deno task publish [--redis URL] [--channel NAME] [--file PATH] [--delay-ms N]
   --redis     Redis URL, redis://[[user]:password@]host[:port][/db] (default redis://127.0.0.1:6379)
@@ -153,22 +155,6 @@ export class RespConnection {
     this.#buffer = this.#buffer.slice(end + 2);
     return line;
   }
-}
-
-/** A RESP2 array of bulk strings. */
-export function encodeCommand(args: string[]): Uint8Array {
-  const encoder = new TextEncoder();
-  const chunks = [encoder.encode(`*${args.length}\r\n`)];
-  for (const bytes of args.map((arg) => encoder.encode(arg))) {
-    chunks.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
-  }
-  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 function eventName(message: string): string {
