@@ -788,3 +788,13 @@ Deno.test("loadConfig reads the process environment and the env file given", asy
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test(".env.sample documents every variable in VARIABLES", async () => {
+  const sample = await Deno.readTextFile(new URL("../.env.sample", import.meta.url));
+  // A KEY= line, or a mention in the comments (USER, the REDIS_USERNAME alias).
+  const words = new Set(sample.match(/\b[A-Z][A-Z0-9_]*\b/g));
+  assert.deepEqual(VARIABLES.filter((name) => !words.has(name)), []);
+  for (const name of VARIABLES.filter((n) => !["USER", "REDIS_USERNAME"].includes(n))) {
+    assert.match(sample, new RegExp(`^#?${name}=`, "m"), `${name} has a line of its own`);
+  }
+});
