@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { parseCeilingArgs, startCeiling } from "../bench/ceiling.ts";
-import { parseConfig } from "../src/config.ts";
-import { silentLogger } from "../src/log.ts";
-import { RedisClient } from "../src/redis.ts";
-import { startRedisServer } from "../scripts/redis_server.ts";
+import { parseCeilingArgs, startCeiling } from "../../bench/ceiling.ts";
+import { parseConfig } from "../../src/config.ts";
+import { silentLogger } from "../../src/log.ts";
+import { RedisClient } from "../../src/redis.ts";
+import { startRedisServer } from "../../scripts/redis_server.ts";
 
 const CHANNEL = "timeline:public";
 const UPDATE = '{"id":"1","content":"<p>héllo</p>","tags":[]}';
@@ -133,7 +133,7 @@ Deno.test("ceiling CLI prints its address when ready and exits 0 on SIGTERM", as
   await using redis = await startRedisServer();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "bench/ceiling.ts", "--port", "0", "--redis", redis.url],
-    cwd: new URL("..", import.meta.url),
+    cwd: new URL("../..", import.meta.url),
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

@@ -9,7 +9,7 @@
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-const DIR = new URL("../test_data/transcripts/", import.meta.url);
+const DIR = new URL("../../test_data/transcripts/", import.meta.url);
 
 /** One line of a `.steps.txt` file, as something the replay can do. */
 export type Step =

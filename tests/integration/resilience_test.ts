@@ -3,8 +3,8 @@
  * queue overflow, SSE heartbeats, WebSocket pings.
  */
 import assert from "node:assert/strict";
-import { SseReader, WsClient } from "./_clients.ts";
-import { startServices, startSluice } from "./_stack.ts";
+import { SseReader, WsClient } from "../_support/clients.ts";
+import { startServices, startSluice } from "../_support/stack.ts";
 
 /** Retries `check` until it holds or about two seconds have passed. */
 async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Authenticator, MAX_BATCHES_IN_FLIGHT } from "../src/auth.ts";
-import type { TokenRow } from "../src/db.ts";
-import { AuthenticationError } from "../src/errors.ts";
+import { Authenticator, MAX_BATCHES_IN_FLIGHT } from "../../src/auth.ts";
+import type { TokenRow } from "../../src/db.ts";
+import { AuthenticationError } from "../../src/errors.ts";
 
 function row(token: string): TokenRow {
   return {

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { pg } from "../deps.ts";
+import { pg } from "../../deps.ts";
 import {
   findPostgresBinDir,
   findPsql,
   type PostgresServer,
   startPostgresServer,
-} from "../scripts/postgres_server.ts";
+} from "../../scripts/postgres_server.ts";
 
 /** Runs psql with the given connection arguments and returns its trimmed output. */
 async function psql(args: string[], sql: string): Promise<string> {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { Access } from "../src/access.ts";
-import type { Viewer } from "../src/auth.ts";
-import { Hub } from "../src/hub.ts";
-import { silentLogger } from "../src/log.ts";
-import { Metrics } from "../src/metrics.ts";
+import { Access } from "../../src/access.ts";
+import type { Viewer } from "../../src/auth.ts";
+import { Hub } from "../../src/hub.ts";
+import { silentLogger } from "../../src/log.ts";
+import { Metrics } from "../../src/metrics.ts";
 import {
   BINARY_REASON,
   type ClientPort,
@@ -12,7 +12,7 @@ import {
   POLICY_VIOLATION,
   queryParams,
   WebSocketSession,
-} from "../src/websocket.ts";
+} from "../../src/websocket.ts";
 
 const alice: Viewer = {
   accessTokenId: "1",

@@ -3,8 +3,8 @@
  * the same permission flags as `deno task start`.
  */
 import assert from "node:assert/strict";
-import { SseReader, WsClient } from "./_clients.ts";
-import { serviceEnv, startServices } from "./_stack.ts";
+import { SseReader, WsClient } from "../_support/clients.ts";
+import { serviceEnv, startServices } from "../_support/stack.ts";
 
 const PERMISSIONS = [
   "--allow-net",
@@ -15,7 +15,7 @@ const PERMISSIONS = [
 
 function spawnMain(env: Record<string, string>, extraFlags: string[] = []) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSIONS, ...extraFlags, new URL("../main.ts", import.meta.url).pathname],
+    args: ["run", ...PERMISSIONS, ...extraFlags, new URL("../../main.ts", import.meta.url).pathname],
     env: { LOG_LEVEL: "warn", ...env },
     clearEnv: true,
     stdout: "piped",

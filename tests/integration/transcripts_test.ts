@@ -17,7 +17,7 @@
  */
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { type Services, startServices, startSluice, type TestSluice } from "./_stack.ts";
+import { type Services, startServices, startSluice, type TestSluice } from "../_support/stack.ts";
 import {
   describeFrame,
   type Exchange,
@@ -28,7 +28,7 @@ import {
   type ResponseHead,
   type Step,
   type Transcript,
-} from "./_transcript.ts";
+} from "../_support/transcript.ts";
 
 interface Case {
   /** The transcript's file name stem, e.g. `03-no-token`. */

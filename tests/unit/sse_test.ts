@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import type { Viewer } from "../src/auth.ts";
-import { parseEvent } from "../src/event.ts";
-import { Hub } from "../src/hub.ts";
-import { silentLogger } from "../src/log.ts";
-import { Metrics } from "../src/metrics.ts";
-import { SseClient, SseRegistry } from "../src/sse.ts";
+import type { Viewer } from "../../src/auth.ts";
+import { parseEvent } from "../../src/event.ts";
+import { Hub } from "../../src/hub.ts";
+import { silentLogger } from "../../src/log.ts";
+import { Metrics } from "../../src/metrics.ts";
+import { SseClient, SseRegistry } from "../../src/sse.ts";
 
 const alice: Viewer = {
   accessTokenId: "1",

@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { type Sluice, start, type Timings } from "../main.ts";
-import { type PostgresServer, startPostgresServer } from "../scripts/postgres_server.ts";
-import { type RedisServer, startRedisServer } from "../scripts/redis_server.ts";
-import { parseConfig } from "../src/config.ts";
-import { createLogger, type Logger, silentLogger } from "../src/log.ts";
-import { RedisClient } from "../src/redis.ts";
-import { portOf } from "../src/server.ts";
+import { type Sluice, start, type Timings } from "../../main.ts";
+import { type PostgresServer, startPostgresServer } from "../../scripts/postgres_server.ts";
+import { type RedisServer, startRedisServer } from "../../scripts/redis_server.ts";
+import { parseConfig } from "../../src/config.ts";
+import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
+import { RedisClient } from "../../src/redis.ts";
+import { portOf } from "../../src/server.ts";
 
 /** Services shared by the tests of one file. */
 export interface Services {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Metric, Metrics } from "../src/metrics.ts";
+import { Metric, Metrics } from "../../src/metrics.ts";
 
 Deno.test("Mastodon's metrics are exposed with their names, types and primed labels", () => {
   const text = new Metrics().render();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { AccountFilterRow, FilterDatabase, RelationshipQuery } from "../src/db.ts";
-import { parseEvent, type StreamEvent } from "../src/event.ts";
+import type { AccountFilterRow, FilterDatabase, RelationshipQuery } from "../../src/db.ts";
+import { parseEvent, type StreamEvent } from "../../src/event.ts";
 import {
   decide,
   EventFacts,
@@ -8,10 +8,10 @@ import {
   FilterCache,
   type FilterViewer,
   statusFacts,
-} from "../src/filter.ts";
-import { compileFilters } from "../src/keyword_filter.ts";
-import { silentLogger } from "../src/log.ts";
-import { Metrics } from "../src/metrics.ts";
+} from "../../src/filter.ts";
+import { compileFilters } from "../../src/keyword_filter.ts";
+import { silentLogger } from "../../src/log.ts";
+import { Metrics } from "../../src/metrics.ts";
 
 const OPEN = { localDisabled: false, remoteDisabled: false };
 

@@ -6,8 +6,8 @@ import {
   matchFilters,
   searchableText,
   type StatusLike,
-} from "../src/keyword_filter.ts";
-import fixture from "../test_data/filter-text-cases.json" with { type: "json" };
+} from "../../src/keyword_filter.ts";
+import fixture from "../../test_data/filter-text-cases.json" with { type: "json" };
 
 const NOW = Date.parse("2026-01-15T12:00:00.000Z");
 

@@ -2,8 +2,8 @@
  * WebSocket against a real redis-server, PostgreSQL and WebSocket client (spec §4, §13).
  */
 import assert from "node:assert/strict";
-import { rawExchange, WsClient } from "./_clients.ts";
-import { startServices, startSluice } from "./_stack.ts";
+import { rawExchange, WsClient } from "../_support/clients.ts";
+import { startServices, startSluice } from "../_support/stack.ts";
 
 const handshake = (path: string, extra = "") =>
   `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +

@@ -2,8 +2,8 @@
  * SSE against a real redis-server, PostgreSQL and HTTP client (spec §13).
  */
 import assert from "node:assert/strict";
-import { rawExchange, SseReader } from "./_clients.ts";
-import { startServices, startSluice } from "./_stack.ts";
+import { rawExchange, SseReader } from "../_support/clients.ts";
+import { startServices, startSluice } from "../_support/stack.ts";
 
 const ALICE = { Authorization: "Bearer token-alice" };
 

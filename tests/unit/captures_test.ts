@@ -4,10 +4,10 @@
  * same JSON value, without re-serialisation.
  */
 import assert from "node:assert/strict";
-import { RespParser, type RespValue } from "../src/_resp.ts";
-import { parseEvent } from "../src/event.ts";
+import { RespParser, type RespValue } from "../../src/_resp.ts";
+import { parseEvent } from "../../src/event.ts";
 
-const DIR = new URL("../test_data/flodgatt/", import.meta.url);
+const DIR = new URL("../../test_data/flodgatt/", import.meta.url);
 const decoder = new TextDecoder();
 
 async function files(sub: string, suffix: string): Promise<URL[]> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { MalformedMessageError, parseEvent } from "../src/event.ts";
-import { objectBody, payloadSpan, stripJsonSpace } from "../src/_json_span.ts";
+import { MalformedMessageError, parseEvent } from "../../src/event.ts";
+import { objectBody, payloadSpan, stripJsonSpace } from "../../src/_json_span.ts";
 
 const decoder = new TextDecoder();
 const sse = (raw: string) => decoder.decode(parseEvent(raw).sse());

@@ -1,5 +1,5 @@
 import { deepEqual, equal, throws } from "node:assert/strict";
-import { RequestError } from "../src/errors.ts";
+import { RequestError } from "../../src/errors.ts";
 import {
   feedKind,
   hasRequiredScope,
@@ -15,7 +15,7 @@ import {
   subscriptionKey,
   systemChannels,
   type Timeline,
-} from "../src/timeline.ts";
+} from "../../src/timeline.ts";
 
 const viewer = { accountId: "42", scopes: ["read"] };
 const noParams = {};

@@ -4,9 +4,9 @@
  * Redis and PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { SseReader } from "./_clients.ts";
+import { SseReader } from "../_support/clients.ts";
 
-const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const decoder = new TextDecoder();
 
 /** Collects a child's stdout and resolves once it holds `needle`. */

@@ -8,7 +8,7 @@ import {
   parseConfig,
   readEnvFile,
   VARIABLES,
-} from "../src/config.ts";
+} from "../../src/config.ts";
 
 /** A getter over fixed variables, as the tests of every concern use it. */
 function vars(entries: Record<string, string> = {}): Getter {
@@ -790,7 +790,7 @@ Deno.test("loadConfig reads the process environment and the env file given", asy
 });
 
 Deno.test(".env.sample documents every variable in VARIABLES", async () => {
-  const sample = await Deno.readTextFile(new URL("../.env.sample", import.meta.url));
+  const sample = await Deno.readTextFile(new URL("../../.env.sample", import.meta.url));
   // A KEY= line, or a mention in the comments (USER, the REDIS_USERNAME alias).
   const words = new Set(sample.match(/\b[A-Z][A-Z0-9_]*\b/g));
   assert.deepEqual(VARIABLES.filter((name) => !words.has(name)), []);

@@ -3,8 +3,8 @@
  * and WebSocket (spec §6, issue: one database round trip per event).
  */
 import assert from "node:assert/strict";
-import { SseReader, WsClient } from "./_clients.ts";
-import { type Services, startServices, startSluice, type TestSluice } from "./_stack.ts";
+import { SseReader, WsClient } from "../_support/clients.ts";
+import { type Services, startServices, startSluice, type TestSluice } from "../_support/stack.ts";
 
 type Author = { id: string; username: string; acct: string };
 const CAROL = { id: "3", username: "carol", acct: "carol" }; // blocked by alice

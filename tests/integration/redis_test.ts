@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { RedisConfig } from "../src/config.ts";
-import { createLogger, type Logger, silentLogger } from "../src/log.ts";
+import type { RedisConfig } from "../../src/config.ts";
+import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
 import {
   RedisClient,
   RedisConnectionError,
@@ -8,8 +8,8 @@ import {
   RedisReplyError,
   RedisSubscriber,
   SubscribedKeys,
-} from "../src/redis.ts";
-import { startRedisServer } from "../scripts/redis_server.ts";
+} from "../../src/redis.ts";
+import { startRedisServer } from "../../scripts/redis_server.ts";
 
 function tcp(port: number, extra: Partial<RedisConfig> = {}): RedisConfig {
   return { mode: "tcp", host: "127.0.0.1", port, tls: false, db: 0, ...extra };
