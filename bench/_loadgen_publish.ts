@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { parseConfig } from "../src/config.ts";
+import { parseRedisUrl } from "../src/config.ts";
 import { silentLogger } from "../src/log.ts";
 import { RedisClient } from "../src/redis.ts";
 import { nowMicros } from "./_loadgen_client.ts";
@@ -47,7 +47,7 @@ export async function redisPublisher(
   channel: string,
   timeoutMs = 10_000,
 ): Promise<{ publish: PublishFn; close: () => Promise<void> }> {
-  const config = parseConfig((name) => name === "REDIS_URL" ? url : undefined).redis;
+  const config = parseRedisUrl(url);
   const client = new RedisClient({ config, log: silentLogger });
   const late = Promise.withResolvers<"late">();
   const timer = setTimeout(() => late.resolve("late"), timeoutMs);

@@ -13,6 +13,7 @@ import type { LoadReport } from "./_loadgen_report.ts";
 import { USER_CHANNEL, VIEWERS } from "./_scenario_plan.ts";
 import { type ScenarioResults, type ServerKind, shellJoin } from "./_scenario_report.ts";
 import { PhaseClock } from "./_scenario_samplers.ts";
+import { freePort } from "../scripts/free_port.ts";
 
 /** The repository root: the working directory of every process started. */
 export const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
@@ -40,13 +41,6 @@ export interface Services {
   dir: string;
   /** Servers that had to be SIGKILLed after the SIGTERM deadline. */
   killed: string[];
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
 }
 
 function pin(ctx: Services, core: 0 | 1): string[] {

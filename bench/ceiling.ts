@@ -14,7 +14,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { parseConfig } from "../src/config.ts";
+import { parseRedisUrl } from "../src/config.ts";
 import { silentLogger } from "../src/log.ts";
 import { RedisSubscriber } from "../src/redis.ts";
 
@@ -47,7 +47,7 @@ export async function startCeiling(options: CeilingOptions = {}): Promise<Ceilin
   const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
   const sockets = new Set<WebSocket>();
   const onClient = options.onClient ?? (() => {});
-  const config = parseConfig((k) => k === "REDIS_URL" ? options.redis : undefined).redis;
+  const config = parseRedisUrl(options.redis ?? "redis://127.0.0.1:6379");
   const subscriber = new RedisSubscriber({ config, log: silentLogger });
   subscriber.subscribe(options.channel ?? "timeline:public");
   const pump = (async () => {

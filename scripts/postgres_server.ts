@@ -11,6 +11,8 @@
  * @module
  */
 
+import { freePort } from "./free_port.ts";
+
 /** A running throwaway server. */
 export interface PostgresServer {
   port: number;
@@ -313,13 +315,6 @@ async function run(command: Deno.Command): Promise<string> {
     throw new Error(`command failed with exit code ${code}:\n${decoder.decode(stderr).trim()}`);
   }
   return decoder.decode(stdout);
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 function testDataPath(file: string): string {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { freePort } from "./free_port.ts";
+
 /** A running redis-server child process. */
 export interface RedisServer {
   port: number;
@@ -60,13 +62,6 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     },
     [Symbol.asyncDispose]: stop,
   };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
 }
 
 interface Running {

@@ -374,6 +374,11 @@ function sentinel(entry: string, defaultPort: number): RedisEndpoint {
   return { host, port };
 }
 
+/** Parses a `redis://`, `rediss://` or `unix://` URL as REDIS_URL is parsed; throws ConfigError. */
+export function parseRedisUrl(text: string): Readonly<RedisConfig> {
+  return deepFreeze(defined(redisFromUrl(text)));
+}
+
 function redisFromUrl(text: string): RedisConfig {
   const url = splitUrl("REDIS_URL", text);
   const query = url.query;

@@ -8,7 +8,7 @@
 import { type Sluice, start, type Timings } from "../../main.ts";
 import { type PostgresServer, startPostgresServer } from "../../scripts/postgres_server.ts";
 import { type RedisServer, startRedisServer } from "../../scripts/redis_server.ts";
-import { parseConfig } from "../../src/config.ts";
+import { parseConfig, parseRedisUrl } from "../../src/config.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
 import { RedisClient } from "../../src/redis.ts";
 import { portOf } from "../../src/server.ts";
@@ -26,7 +26,7 @@ export interface Services {
 export async function startServices(): Promise<Services> {
   const [redis, pg] = await Promise.all([startRedisServer(), startPostgresServer()]);
   const client = new RedisClient({
-    config: parseConfig((k) => ({ REDIS_URL: redis.url } as Record<string, string>)[k]).redis,
+    config: parseRedisUrl(redis.url),
     log: silentLogger,
   });
   await client.ready();

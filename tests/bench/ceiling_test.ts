@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseCeilingArgs, startCeiling } from "../../bench/ceiling.ts";
-import { parseConfig } from "../../src/config.ts";
+import { parseRedisUrl } from "../../src/config.ts";
 import { silentLogger } from "../../src/log.ts";
 import { RedisClient } from "../../src/redis.ts";
 import { startRedisServer } from "../../scripts/redis_server.ts";
@@ -18,7 +18,7 @@ const WS_EXPECTED = [
 ];
 
 function redisClient(url: string): RedisClient {
-  const config = parseConfig((k) => k === "REDIS_URL" ? url : undefined).redis;
+  const config = parseRedisUrl(url);
   return new RedisClient({ config, log: silentLogger });
 }
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { SseReader, WsClient } from "../_support/clients.ts";
 import { serviceEnv, startServices } from "../_support/stack.ts";
+import { freePort } from "../../scripts/free_port.ts";
 
 const PERMISSIONS = [
   "--allow-net",
@@ -15,19 +16,17 @@ const PERMISSIONS = [
 
 function spawnMain(env: Record<string, string>, extraFlags: string[] = []) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSIONS, ...extraFlags, new URL("../../main.ts", import.meta.url).pathname],
+    args: [
+      "run",
+      ...PERMISSIONS,
+      ...extraFlags,
+      new URL("../../main.ts", import.meta.url).pathname,
+    ],
     env: { LOG_LEVEL: "warn", ...env },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** Polls a readiness check until it passes (the process starts asynchronously). */

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import type { StreamEvent } from "../../src/event.ts";
 import { EventFacts, FilterCache, type FilterViewer, type StatusFacts } from "../../src/filter.ts";
-import { FACTS_IN_FLIGHT, type FactsSource, Hub, type Listener, MAX_BACKLOG } from "../../src/hub.ts";
+import {
+  FACTS_IN_FLIGHT,
+  type FactsSource,
+  Hub,
+  type Listener,
+  MAX_BACKLOG,
+} from "../../src/hub.ts";
 import { silentLogger } from "../../src/log.ts";
 import { Metrics } from "../../src/metrics.ts";
 
