@@ -9,6 +9,7 @@
  */
 import { Access } from "./src/access.ts";
 import { Authenticator } from "./src/auth.ts";
+import { Clients } from "./src/clients.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config.ts";
 import { PgDatabase } from "./src/db.ts";
 import { EventFilter } from "./src/filter.ts";
@@ -18,8 +19,6 @@ import { Metrics } from "./src/metrics.ts";
 import { RedisClient, RedisSubscriber, SubscribedKeys } from "./src/redis.ts";
 import { createHandler } from "./src/router.ts";
 import { type RunningServer, startServer } from "./src/server.ts";
-import { SseRegistry } from "./src/sse.ts";
-import type { SessionRegistry } from "./src/websocket.ts";
 
 /** A running Sluice. */
 export interface Sluice {
@@ -80,21 +79,23 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     metrics.pgWaiting.set(stats.waiting);
   };
 
-  const sse = new SseRegistry({ heartbeatMs: timings.heartbeatMs });
-  const sessions: SessionRegistry = new Set();
   const access = new Access({ db });
-  const handler = createHandler({
+  const clients = new Clients({
     hub,
     metrics,
-    queueLimit: config.clientQueueBytes,
-    filter,
-    auth: new Authenticator({ db }),
     access,
-    log: log.child({ module: "http" }),
-    sse,
-    sessions,
+    log: log.child({ module: "client" }),
+    clientQueueBytes: config.clientQueueBytes,
+    heartbeatMs: timings.heartbeatMs,
     wsIdleTimeoutSeconds: timings.wsIdleTimeoutSeconds,
     wsCloseGraceMs: timings.wsCloseGraceMs,
+  });
+  const handler = createHandler({
+    auth: new Authenticator({ db }),
+    access,
+    clients,
+    metrics,
+    log: log.child({ module: "http" }),
     ready: async () => {
       if (!subscriber.connected) throw new Error("Redis is not connected");
       await db.ping().catch(() => Promise.reject(new Error("PostgreSQL is not answering")));
@@ -104,8 +105,7 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     listen: config.listen,
     handler,
     log,
-    sse,
-    sessions,
+    goAway: () => clients.goAway(),
     shutdownTimeoutMs: config.shutdownTimeoutMs,
   });
 
@@ -113,7 +113,7 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
   const close = () =>
     closing ??= (async () => {
       await server.shutdown();
-      sse.close();
+      clients.close();
       await subscriber.close();
       await pump;
       await keys.close();

@@ -31,8 +31,8 @@ export interface ResolvedStream {
   readonly key: string;
   /** JSON text of the WebSocket `stream` array. */
   readonly label: string;
-  /** Feed kind and access for filtered (public/hashtag) streams. */
-  readonly filter?: { kind: "public" | "hashtag"; access: FeedAccess };
+  /** Feed access for filtered (public/hashtag) streams. */
+  readonly filter?: { access: FeedAccess };
 }
 
 const UNRESTRICTED: FeedAccess = Object.freeze({ localDisabled: false, remoteDisabled: false });
@@ -75,6 +75,6 @@ export class Access {
     const access = (viewer.permissions & PERMISSION_VIEW_FEEDS) !== 0
       ? UNRESTRICTED
       : await this.#db.feedAccess(kind);
-    return { ...resolved, filter: { kind, access } };
+    return { ...resolved, filter: { access } };
   }
 }

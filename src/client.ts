@@ -9,13 +9,7 @@
 import type { ResolvedStream } from "./access.ts";
 import type { Viewer } from "./auth.ts";
 import type { StreamEvent } from "./event.ts";
-import {
-  decide,
-  type EventFacts,
-  type EventFilter,
-  FilterCache,
-  type FilterViewer,
-} from "./filter.ts";
+import { decide, type EventFacts, FilterCache, type FilterViewer } from "./filter.ts";
 import type { Hub, Listener } from "./hub.ts";
 import type { Metrics, Series } from "./metrics.ts";
 import { systemChannels } from "./timeline.ts";
@@ -23,14 +17,12 @@ import { systemChannels } from "./timeline.ts";
 /** Connection type label used by Mastodon's metrics. */
 export type ClientType = "websocket" | "eventsource";
 
-/** What every connection receives from the wiring. */
+/** What every connection shares, built once by `clients.ts`. */
 export interface ClientContext {
-  hub: Hub;
-  metrics: Metrics;
-  /** Queued bytes after which the client is cut off. */
-  queueLimit: number;
-  /** Counts filtering drops (absent in unit tests without filtering). */
-  filter?: Pick<EventFilter, "dropped">;
+  readonly hub: Hub;
+  readonly metrics: Metrics;
+  /** Queued bytes after which the client is cut off (SLUICE_CLIENT_QUEUE_BYTES). */
+  readonly clientQueueBytes: number;
 }
 
 /** One stream subscription of one client. */
@@ -49,15 +41,16 @@ export class Subscription implements Listener {
     }
   }
 
-  deliver(event: StreamEvent, _channel: string, facts?: EventFacts): void {
+  deliver(event: StreamEvent, facts?: EventFacts): void {
     if (!event.deliverable) return;
     if (facts === undefined || this.viewer === undefined) {
       this.client.transmit(event, this.stream.label);
       return;
     }
     const outcome = decide(facts, this.viewer, Date.now());
-    if (typeof outcome === "string") this.client.context.filter?.dropped(outcome);
-    else this.client.transmit(outcome, this.stream.label);
+    if (typeof outcome === "string") {
+      this.client.context.metrics.filterDrops.inc({ reason: outcome });
+    } else this.client.transmit(outcome, this.stream.label);
   }
 }
 

@@ -180,11 +180,6 @@ export class EventFilter {
     return new EventFacts(event, status, excluded, filtersFailed);
   }
 
-  /** Counts a decision that dropped an event. */
-  dropped(reason: DropReason): void {
-    this.#metrics.filterDrops.inc({ reason });
-  }
-
   async #excluded(status: StatusFacts, ids: string[]): Promise<ReadonlySet<string> | null> {
     if (ids.length === 0) return new Set();
     this.#metrics.filterRoundTrips.inc();

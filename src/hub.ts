@@ -25,10 +25,13 @@ export interface Listener {
    * Called for every event of the channel, in Redis order; must not block.
    * `facts` is given for events that are filtered per viewer.
    */
-  deliver(event: StreamEvent, channel: string, facts?: EventFacts): void;
+  deliver(event: StreamEvent, facts?: EventFacts): void;
   /** Present when this listener's updates are filtered per viewer. */
   readonly viewer?: FilterViewer;
 }
+
+/** Told a channel's listener count after each change (see {@link Hub.observe}). */
+export type ListenerObserver = (channel: string, listeners: number) => void;
 
 /** What the hub needs from the Redis subscriber. */
 export interface ChannelSubscriber {
@@ -78,7 +81,7 @@ export class Hub {
   readonly #filter?: FactsSource;
   #malformedLogged = 0;
   #backlogLogged = 0;
-  readonly #watchers = new Map<string, Array<{ count: number; resolve: () => void }>>();
+  readonly #observers = new Set<ListenerObserver>();
 
   constructor(
     options: {
@@ -107,15 +110,8 @@ export class Hub {
     if (state.listeners.has(listener)) return;
     state.listeners.add(listener);
     if (listener.viewer) state.filtered++;
-    const watchers = this.#watchers.get(channel);
-    if (watchers) {
-      const size = state.listeners.size;
-      for (const w of watchers.filter((w) => w.count <= size)) w.resolve();
-      const waiting = watchers.filter((w) => w.count > size);
-      if (waiting.length) this.#watchers.set(channel, waiting);
-      else this.#watchers.delete(channel);
-    }
     if (stream && state.streams++ === 0) this.#keys.add(channel);
+    this.#changed(channel, state.listeners.size);
   }
 
   /** Detaches a listener attached with the same `stream` flag. */
@@ -128,13 +124,30 @@ export class Hub {
       this.#channels.delete(channel);
       this.#subscriber.unsubscribe(channel);
     }
+    this.#changed(channel, state.listeners.size);
+  }
+
+  /**
+   * Calls `observer` with a channel and its new listener count after every
+   * attach and detach; returns the function that stops observing.
+   */
+  observe(observer: ListenerObserver): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  #changed(channel: string, count: number): void {
+    for (const observer of this.#observers) observer(channel, count);
   }
 
   /** Parses one Redis message and hands it to every listener of its channel. */
   publish(channel: string, raw: string): void {
     this.#metrics.redisMessagesReceived.inc();
     const state = this.#channels.get(channel);
-    if (state === undefined) return; // a message that raced an UNSUBSCRIBE
+    if (state === undefined) {
+      this.#metrics.unlistenedMessages.inc(); // it raced an UNSUBSCRIBE
+      return;
+    }
     let event: StreamEvent;
     try {
       event = parseEvent(raw);
@@ -212,35 +225,10 @@ export class Hub {
   /** One delivery; a failing listener is logged and never stops the others. */
   #deliver(listener: Listener, event: StreamEvent, channel: string, facts?: EventFacts): void {
     try {
-      listener.deliver(event, channel, facts);
+      listener.deliver(event, facts);
     } catch (err) {
       this.#log.error("A listener failed to take an event", { channel, err: err as Error });
     }
-  }
-
-  /** Channels with at least one listener. */
-  get channels(): string[] {
-    return [...this.#channels.keys()];
-  }
-
-  /** Channels with at least one stream subscription (for rewriting `subscribed:` keys). */
-  get streamChannels(): string[] {
-    return [...this.#channels].filter(([, s]) => s.streams > 0).map(([c]) => c);
-  }
-
-  /** Resolves once the channel has at least `count` listeners. */
-  listened(channel: string, count = 1): Promise<void> {
-    if (this.listenerCount(channel) >= count) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    const watchers = this.#watchers.get(channel) ?? [];
-    watchers.push({ count, resolve });
-    this.#watchers.set(channel, watchers);
-    return promise;
-  }
-
-  /** How many listeners a channel has. */
-  listenerCount(channel: string): number {
-    return this.#channels.get(channel)?.listeners.size ?? 0;
   }
 
   #malformed(channel: string, err: MalformedMessageError, raw: string): void {

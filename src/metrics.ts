@@ -130,6 +130,11 @@ export class Metrics {
     "Redis messages that were not Mastodon events, by reason",
     [{ reason: "invalid_json" }, { reason: "not_an_object" }, { reason: "bad_event_name" }],
   );
+  readonly unlistenedMessages = new Metric(
+    "sluice_redis_messages_unlistened_total",
+    "counter",
+    "Redis messages for channels no client listened to any more (they raced an UNSUBSCRIBE)",
+  );
   readonly undeliverableMessages = new Metric(
     "sluice_redis_messages_without_payload_total",
     "counter",

@@ -1,57 +1,125 @@
 /**
  * The HTTP surface as one plain `(Request) => Promise<Response>` built from a
- * route table: CORS preflight, WebSocket upgrades on any path, favicon,
- * health and readiness, metrics, and the SSE stream paths with Mastodon's
- * error statuses and messages. router.ts never calls `Deno.serve`.
+ * route table: every route is a row (a matcher and a top-level handler),
+ * tried in order, from CORS preflight and WebSocket upgrades on any path to
+ * the SSE stream paths with Mastodon's error statuses and messages. Every
+ * failure is answered by {@link errorResponse}. router.ts never calls
+ * `Deno.serve` and never holds a connection.
  *
  * @module
  */
 import type { Access } from "./access.ts";
-import { type Authenticator, findToken, type Viewer } from "./auth.ts";
-import type { ClientContext } from "./client.ts";
+import { type Authenticator, findToken } from "./auth.ts";
+import type { Clients } from "./clients.ts";
 import { describeError } from "./errors.ts";
 import { type Logger, redactUrl } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { SseClient, sseHeaders, type SseRegistry } from "./sse.ts";
+import { sseHeaders } from "./sse.ts";
 import { streamFromPath } from "./timeline.ts";
-import { queryParams, type SessionRegistry } from "./websocket.ts";
-import { acceptWebSocket } from "./websocket_upgrade.ts";
+import { queryParams } from "./websocket.ts";
 
-/** Everything the handler needs, passed in by main.ts. */
-export interface HandlerOptions extends ClientContext {
+/** What the routes use, passed in by main.ts. */
+export interface RouterOptions {
   auth: Authenticator;
   access: Access;
+  clients: Pick<Clients, "openStream" | "acceptWebSocket">;
+  metrics: Pick<Metrics, "render">;
   log: Logger;
-  metrics: Metrics;
-  sse: SseRegistry;
-  sessions: SessionRegistry;
   /** Resolves when Redis and PostgreSQL are usable; throws with a reason otherwise. */
   ready: () => Promise<void>;
-  /** Seconds before an idle WebSocket is pinged and then cut (Mastodon: 30). */
-  wsIdleTimeoutSeconds?: number;
-  /** How long a closing WebSocket may take before its connection is dropped (5 s). */
-  wsCloseGraceMs?: number;
 }
 
-type Route = {
-  methods: readonly string[];
-  pattern: RegExp;
-  handle: (request: Request, url: URL, requestId: string) => Promise<Response> | Response;
-};
-
-const READ = ["GET", "HEAD"] as const;
-
-function common(requestId: string, extra: Record<string, string> = {}): Headers {
-  return new Headers({ "Access-Control-Allow-Origin": "*", "X-Request-Id": requestId, ...extra });
+/** One request as the handlers see it. */
+interface Exchange {
+  readonly request: Request;
+  readonly url: URL;
+  readonly requestId: string;
+  readonly options: RouterOptions;
 }
 
-/** `{"error":"…"}` with Mastodon's headers. */
-export function jsonError(status: number, message: string, requestId: string): Response {
+/** A row of the table: the first row whose `matches` is true answers. */
+interface Route {
+  readonly name: string;
+  matches(request: Request, url: URL): boolean;
+  handle(exchange: Exchange): Response | Promise<Response>;
+  /** How this route answers a thrown error (default {@link errorResponse}). */
+  fail?(status: number, message: string, requestId: string): Response;
+}
+
+const READ: readonly string[] = ["GET", "HEAD"];
+
+/** A row for GET/HEAD on a path (case-insensitive, optional trailing slash). */
+function read(name: string, path: string, handle: Route["handle"]): Route {
+  const pattern = new RegExp(`^${path.replaceAll(".", "\\.")}/?$`, "i");
+  return {
+    name,
+    matches: (request, url) => READ.includes(request.method) && pattern.test(url.pathname),
+    handle,
+  };
+}
+
+/** The route table, in matching order. */
+export const ROUTES: readonly Route[] = [
+  { name: "preflight", matches: (request) => request.method === "OPTIONS", handle: preflight },
+  {
+    name: "upgrade",
+    matches: (request) => request.headers.get("upgrade")?.toLowerCase() === "websocket",
+    handle: upgrade,
+    fail: upgradeError,
+  },
+  read("favicon", "/favicon.ico", ({ requestId }) => emptyResponse(404, requestId)),
+  read("health", "/api/v1/streaming/health", ({ requestId }) => plain("OK", requestId)),
+  read("ready", "/api/v1/streaming/health/ready", ready),
+  read("metrics", "/metrics", metrics),
+  { name: "stream", matches: () => true, handle: stream },
+];
+
+/** Builds the request handler over {@link ROUTES}. */
+export function createHandler(options: RouterOptions): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const requestId = crypto.randomUUID();
+    const url = new URL(request.url);
+    options.log.debug("Request", {
+      requestId,
+      method: request.method,
+      url: redactUrl(url.pathname + url.search),
+    });
+    const route = ROUTES.find((r) => r.matches(request, url))!;
+    try {
+      return await route.handle({ request, url, requestId, options });
+    } catch (err) {
+      const { status, message } = describeError(err);
+      if (status === 500) options.log.error(`${route.name} request failed`, { err, requestId });
+      return (route.fail ?? errorResponse)(status, message, requestId);
+    }
+  };
+}
+
+/** `{"error":"…"}` with Mastodon's headers: the one error response of the HTTP surface. */
+export function errorResponse(status: number, message: string, requestId?: string): Response {
   const headers = common(requestId, { "Content-Type": "application/json" });
   return new Response(JSON.stringify({ error: message }), { status, headers });
 }
 
-function preflight(request: Request, requestId: string): Response {
+function common(requestId: string | undefined, extra: Record<string, string> = {}): Headers {
+  const headers = new Headers({ "Access-Control-Allow-Origin": "*", ...extra });
+  if (requestId !== undefined) headers.set("X-Request-Id", requestId);
+  return headers;
+}
+
+function emptyResponse(status: number, requestId: string): Response {
+  return new Response(null, { status, headers: common(requestId) });
+}
+
+function plain(body: string, requestId: string): Response {
+  const headers = common(requestId, {
+    "Content-Type": "text/plain",
+    "Cache-Control": "private, no-store",
+  });
+  return new Response(body, { headers });
+}
+
+function preflight({ request, requestId }: Exchange): Response {
   const headers = common(requestId, {
     "Access-Control-Allow-Methods": "GET,HEAD,PUT,PATCH,POST,DELETE",
     "Vary": "Access-Control-Request-Headers",
@@ -62,6 +130,46 @@ function preflight(request: Request, requestId: string): Response {
   return new Response(null, { status: 204, headers });
 }
 
+async function ready({ options, requestId }: Exchange): Promise<Response> {
+  try {
+    await options.ready();
+    return plain("OK", requestId);
+  } catch (err) {
+    return errorResponse(503, (err as Error).message, requestId);
+  }
+}
+
+function metrics({ options, requestId }: Exchange): Response {
+  return new Response(options.metrics.render(), {
+    headers: common(requestId, {
+      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+      "Cache-Control": "private, no-store",
+    }),
+  });
+}
+
+/** An SSE stream path: channel, token, method, access, then the stream itself. */
+async function stream({ request, url, requestId, options }: Exchange): Promise<Response> {
+  const name = streamFromPath(url.pathname, url.searchParams);
+  if (name === undefined) return errorResponse(400, "Unknown channel requested", requestId);
+  const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
+  if (!READ.includes(request.method)) return errorResponse(404, "Not found", requestId);
+  const resolved = await options.access.resolve(viewer, name, queryParams(url.searchParams));
+  const body = request.method === "HEAD" ? null : options.clients.openStream(viewer, resolved);
+  return new Response(body, { headers: sseHeaders(requestId) });
+}
+
+/** A WebSocket upgrade on any path: authenticate, then hand the socket to the clients. */
+async function upgrade({ request, url, requestId, options }: Exchange): Promise<Response> {
+  const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
+  try {
+    return options.clients.acceptWebSocket(request, viewer, requestId);
+  } catch {
+    return new Response("Bad WebSocket upgrade request", { status: 400 });
+  }
+}
+
+/** Mastodon answers a refused upgrade with a bare status and the message in a header. */
 function upgradeError(status: number, message: string, requestId: string): Response {
   const headers = new Headers({
     "Connection": "close",
@@ -70,124 +178,4 @@ function upgradeError(status: number, message: string, requestId: string): Respo
     "X-Error-Message": message,
   });
   return new Response(null, { status, headers });
-}
-
-/** Builds the request handler. */
-export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
-  const { log } = options;
-  const plain = (body: string, requestId: string, status = 200) =>
-    new Response(body, {
-      status,
-      headers: common(requestId, {
-        "Content-Type": "text/plain",
-        "Cache-Control": "private, no-store",
-      }),
-    });
-
-  const routes: Route[] = [
-    {
-      methods: READ,
-      pattern: /^\/favicon\.ico\/?$/i,
-      handle: (_r, _u, id) => new Response(null, { status: 404, headers: common(id) }),
-    },
-    {
-      methods: READ,
-      pattern: /^\/api\/v1\/streaming\/health\/?$/i,
-      handle: (_r, _u, id) => plain("OK", id),
-    },
-    {
-      methods: READ,
-      pattern: /^\/api\/v1\/streaming\/health\/ready\/?$/i,
-      handle: async (_r, _u, id) => {
-        try {
-          await options.ready();
-          return plain("OK", id);
-        } catch (err) {
-          return jsonError(503, (err as Error).message, id);
-        }
-      },
-    },
-    {
-      methods: READ,
-      pattern: /^\/metrics\/?$/i,
-      handle: (_r, _u, id) =>
-        new Response(options.metrics.render(), {
-          headers: common(id, {
-            "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
-            "Cache-Control": "private, no-store",
-          }),
-        }),
-    },
-  ];
-
-  const streamRequest = async (request: Request, url: URL, requestId: string) => {
-    const stream = streamFromPath(url.pathname, url.searchParams);
-    if (stream === undefined) return jsonError(400, "Unknown channel requested", requestId);
-    const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return jsonError(404, "Not found", requestId);
-    }
-    const resolved = await options.access.resolve(viewer, stream, queryParams(url.searchParams));
-    if (request.method === "HEAD") return new Response(null, { headers: sseHeaders(requestId) });
-    return openStream(viewer, resolved, requestId);
-  };
-
-  const openStream = (
-    viewer: Viewer,
-    resolved: Awaited<ReturnType<Access["resolve"]>>,
-    requestId: string,
-  ) => {
-    const client = new SseClient(viewer, options, options.sse);
-    client.subscribe(resolved);
-    return new Response(client.body, { headers: sseHeaders(requestId) });
-  };
-
-  const upgrade = async (request: Request, url: URL, requestId: string) => {
-    let viewer: Viewer;
-    try {
-      viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
-    } catch (err) {
-      const { status, message } = describeError(err);
-      if (status === 500) log.error("Authentication failed", { err, requestId });
-      return upgradeError(status, message, requestId);
-    }
-    try {
-      return acceptWebSocket(request, {
-        viewer,
-        requestId,
-        context: options,
-        sessions: options.sessions,
-        idleTimeoutSeconds: options.wsIdleTimeoutSeconds ?? 30,
-        closeGraceMs: options.wsCloseGraceMs,
-      });
-    } catch {
-      return new Response("Bad WebSocket upgrade request", { status: 400 });
-    }
-  };
-
-  return async (request: Request): Promise<Response> => {
-    const requestId = crypto.randomUUID();
-    const url = new URL(request.url);
-    log.debug("Request", {
-      requestId,
-      method: request.method,
-      url: redactUrl(url.pathname + url.search),
-    });
-    if (request.method === "OPTIONS") return preflight(request, requestId);
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      return upgrade(request, url, requestId);
-    }
-    for (const route of routes) {
-      if (route.methods.includes(request.method) && route.pattern.test(url.pathname)) {
-        return route.handle(request, url, requestId);
-      }
-    }
-    try {
-      return await streamRequest(request, url, requestId);
-    } catch (err) {
-      const { status, message } = describeError(err);
-      if (status === 500) log.error("Stream request failed", { err, requestId });
-      return jsonError(status, message, requestId);
-    }
-  };
 }

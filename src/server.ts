@@ -7,9 +7,9 @@
  * @module
  */
 import type { Listen } from "./config.ts";
+import { UNEXPECTED_ERROR } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import type { SseRegistry } from "./sse.ts";
-import type { SessionRegistry } from "./websocket.ts";
+import { errorResponse } from "./router.ts";
 
 /** A running HTTP server. */
 export interface RunningServer {
@@ -25,18 +25,12 @@ export function startServer(options: {
   listen: Listen;
   handler: (request: Request) => Promise<Response>;
   log: Logger;
-  sse: SseRegistry;
-  sessions: SessionRegistry;
+  /** Ends every open stream (WebSockets with 1001) when shutdown starts. */
+  goAway: () => void;
   shutdownTimeoutMs: number;
 }): RunningServer {
   const { listen, log } = options;
-  const onError = (err: unknown) => {
-    log.error("Unhandled error in request handler", { err: err as Error });
-    return new Response(JSON.stringify({ error: "An unexpected error occurred" }), {
-      status: 500,
-      headers: { "Content-Type": "application/json", "Access-Control-Allow-Origin": "*" },
-    });
-  };
+  const onError = unhandledError(log);
   const server = listen.kind === "unix"
     ? Deno.serve({ path: listen.path, onListen: () => {}, onError }, options.handler)
     : Deno.serve(
@@ -56,8 +50,7 @@ export function startServer(options: {
   const shutdown = () =>
     stopping ??= (async () => {
       const drained = server.shutdown(); // stops accepting at once
-      for (const session of [...options.sessions]) session.goAway();
-      options.sse.endAll();
+      options.goAway();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), options.shutdownTimeoutMs);
@@ -67,6 +60,14 @@ export function startServer(options: {
       if (outcome === "timeout") log.warn("Shutdown deadline reached with connections still open");
     })();
   return { address, shutdown, [Symbol.asyncDispose]: shutdown };
+}
+
+/** `Deno.serve`'s last resort when the handler itself throws: logged, answered 500. */
+export function unhandledError(log: Logger): (err: unknown) => Response {
+  return (err) => {
+    log.error("Unhandled error in request handler", { err: err as Error });
+    return errorResponse(500, UNEXPECTED_ERROR);
+  };
 }
 
 function allowEveryone(path: string, log: Logger): void {

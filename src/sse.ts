@@ -1,8 +1,8 @@
 /**
  * EventSource responses: a `ReadableStream` per client that starts with
- * `:)\n`, carries shared event bytes, and is ended by `kill`, by an
- * overflowing queue or by shutdown. One shared timer writes `:thump\n\n`
- * to every open stream every 15 s. sse.ts never parses Redis messages.
+ * `:)\n`, carries shared event bytes and heartbeats, and is ended by `kill`,
+ * by an overflowing queue or by shutdown. The heartbeat timer and the set of
+ * open streams belong to `clients.ts`. sse.ts never parses Redis messages.
  *
  * @module
  */
@@ -14,40 +14,16 @@ const encoder = new TextEncoder();
 const OPENING = encoder.encode(":)\n");
 const THUMP = encoder.encode(":thump\n\n");
 
-/** Every open SSE client, for the shared heartbeat and for shutdown. */
-export class SseRegistry {
-  readonly clients = new Set<SseClient>();
-  readonly #timer: ReturnType<typeof setInterval>;
-
-  constructor(options: { heartbeatMs?: number } = {}) {
-    this.#timer = setInterval(() => {
-      for (const client of this.clients) client.heartbeat();
-    }, options.heartbeatMs ?? 15_000);
-  }
-
-  /** Ends every stream (shutdown). */
-  endAll(): void {
-    for (const client of [...this.clients]) client.end();
-  }
-
-  close(): void {
-    clearInterval(this.#timer);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-}
-
 /** One EventSource client. */
 export class SseClient extends Client {
   readonly body: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
-  readonly #registry: SseRegistry;
+  readonly #onFinish: (client: SseClient) => void;
 
-  constructor(viewer: Viewer, context: ClientContext, registry: SseRegistry) {
+  /** `onFinish` is called once when the stream ends, whatever ended it. */
+  constructor(viewer: Viewer, context: ClientContext, onFinish: (client: SseClient) => void) {
     super(viewer, "eventsource", context);
-    this.#registry = registry;
+    this.#onFinish = onFinish;
     this.body = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -55,7 +31,6 @@ export class SseClient extends Client {
       },
       cancel: () => this.#finish(), // the client went away
     }, { highWaterMark: 0, size: (chunk) => chunk.byteLength });
-    registry.clients.add(this);
   }
 
   transmit(event: StreamEvent): void {
@@ -81,7 +56,7 @@ export class SseClient extends Client {
   #write(bytes: Uint8Array): boolean {
     if (this.closed) return false;
     this.#controller.enqueue(bytes);
-    if (-(this.#controller.desiredSize ?? 0) <= this.context.queueLimit) return true;
+    if (-(this.#controller.desiredSize ?? 0) <= this.context.clientQueueBytes) return true;
     // The client cannot keep up: drop its queue and end the response.
     this.overflowed();
     this.#finish();
@@ -90,7 +65,7 @@ export class SseClient extends Client {
   }
 
   #finish(): void {
-    this.#registry.clients.delete(this);
+    this.#onFinish(this);
     this.dispose();
   }
 }

@@ -71,7 +71,7 @@ export class WebSocketSession extends Client {
     this.#port = port;
     this.#access = context.access;
     this.#log = context.log;
-    this.#checkEvery = Math.max(1, Math.min(CHECK_EVERY_CHARS, context.queueLimit >> 3));
+    this.#checkEvery = Math.max(1, Math.min(CHECK_EVERY_CHARS, context.clientQueueBytes >> 3));
   }
 
   /** Subscribes the `stream` of the upgrade URL, if any (§4.1 step 4), before any frame. */
@@ -161,7 +161,7 @@ export class WebSocketSession extends Client {
     if (this.closed) return;
     if (this.#unchecked >= this.#checkEvery) {
       this.#unchecked = 0;
-      if (this.#port.bufferedAmount > this.context.queueLimit) {
+      if (this.#port.bufferedAmount > this.context.clientQueueBytes) {
         this.overflowed();
         this.#port.close(OVERLOADED, "Client is too slow");
         this.dispose();
@@ -200,6 +200,3 @@ export class WebSocketSession extends Client {
     }
   }
 }
-
-/** Every open WebSocket session, for shutdown. */
-export type SessionRegistry = Set<WebSocketSession>;

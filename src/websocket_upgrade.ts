@@ -12,12 +12,7 @@
  */
 import { abortWebSocket } from "./_deno_internals.ts";
 import type { Viewer } from "./auth.ts";
-import {
-  type ClientPort,
-  type SessionContext,
-  type SessionRegistry,
-  WebSocketSession,
-} from "./websocket.ts";
+import { type ClientPort, type SessionContext, WebSocketSession } from "./websocket.ts";
 
 /** How long a closing socket may take to finish the close handshake. */
 export const CLOSE_GRACE_MS = 5_000;
@@ -27,10 +22,13 @@ export interface UpgradeOptions {
   viewer: Viewer;
   requestId: string;
   context: SessionContext;
-  sessions: SessionRegistry;
   idleTimeoutSeconds: number;
   /** Default {@link CLOSE_GRACE_MS}. */
   closeGraceMs?: number;
+  /** Called when the socket opens and its session starts. */
+  opened(session: WebSocketSession): void;
+  /** Called once when the socket of a started session has closed. */
+  closed(session: WebSocketSession): void;
 }
 
 /** Upgrades an authenticated request and runs its session. */
@@ -45,14 +43,14 @@ export function acceptWebSocket(request: Request, options: UpgradeOptions): Resp
   let session: WebSocketSession | undefined;
   socket.onopen = () => {
     session = new WebSocketSession(options.viewer, options.context, closingPort(socket, options));
-    options.sessions.add(session);
+    options.opened(session);
     session.start(query!);
     query = undefined;
   };
   socket.onmessage = (e) => session?.receive(e.data);
   socket.onclose = () => {
     if (session === undefined) return;
-    options.sessions.delete(session);
+    options.closed(session);
     session.dispose();
   };
   socket.onerror = (e) => options.context.log.debug("WebSocket error", { error: String(e) });

@@ -9,6 +9,7 @@ import { type Sluice, start, type Timings } from "../../main.ts";
 import { type PostgresServer, startPostgresServer } from "../../scripts/postgres_server.ts";
 import { type RedisServer, startRedisServer } from "../../scripts/redis_server.ts";
 import { parseConfig, parseRedisUrl } from "../../src/config.ts";
+import type { Hub } from "../../src/hub.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
 import { RedisClient } from "../../src/redis.ts";
 import { portOf } from "../../src/server.ts";
@@ -67,6 +68,10 @@ export interface TestSluice {
   listening(...channels: string[]): Promise<void>;
   /** Resolves once `channel` has `count` listeners and Redis confirmed the subscription. */
   listeners(channel: string, count: number): Promise<void>;
+  /** Resolves once no channel of `channels` has a listener and Redis confirmed it. */
+  unlistened(...channels: string[]): Promise<void>;
+  /** How many listeners the hub has on `channel` now. */
+  listenerCount(channel: string): number;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -82,6 +87,7 @@ export async function startSluice(
   const config = parseConfig((k) => vars[k]);
   const listen = { kind: "tcp" as const, hostname: "127.0.0.1", port: 0 };
   const sluice = start({ ...config, listen }, log, timings);
+  const counts = new ListenerCounts(sluice.hub);
   await sluice.subscriber.ready();
   const port = portOf(sluice.server);
   return {
@@ -91,14 +97,51 @@ export async function startSluice(
     ws: `ws://127.0.0.1:${port}`,
     settled: () => sluice.subscriber.ready(),
     listeners: async (channel, count) => {
-      await sluice.hub.listened(channel, count);
+      await counts.until(() => counts.of(channel) >= count, `${count} listeners on ${channel}`);
       await sluice.subscriber.ready();
     },
     listening: async (...channels) => {
-      await Promise.all(channels.map((c) => sluice.hub.listened(c)));
+      await counts.until(() => channels.every((c) => counts.of(c) > 0), `${channels} listened`);
       await sluice.subscriber.ready();
     },
+    unlistened: async (...channels) => {
+      await counts.until(() => channels.every((c) => counts.of(c) === 0), `${channels} dropped`);
+      await sluice.subscriber.ready();
+    },
+    listenerCount: (channel) => counts.of(channel),
     close: () => sluice.close(),
     [Symbol.asyncDispose]: () => sluice.close(),
   };
+}
+
+/** The hub's listener count per channel, followed through its observation hook. */
+class ListenerCounts {
+  readonly #counts = new Map<string, number>();
+  readonly #changed = new Set<() => void>();
+
+  constructor(hub: Hub) {
+    hub.observe((channel, count) => {
+      this.#counts.set(channel, count);
+      for (const wake of [...this.#changed]) wake();
+    });
+  }
+
+  of(channel: string): number {
+    return this.#counts.get(channel) ?? 0;
+  }
+
+  /** Resolves when `check()` holds after some change; fails after `timeoutMs`. */
+  async until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const wake = () => check() && resolve();
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+    this.#changed.add(wake);
+    try {
+      wake();
+      await promise;
+    } finally {
+      clearTimeout(timer);
+      this.#changed.delete(wake);
+    }
+  }
 }

@@ -64,7 +64,7 @@ Deno.test("A client that stops reading is cut off alone; others keep their event
   await services.client.publish("timeline:public", '{"event":"delete","payload":"last"}');
   await healthy.contains("data: last\n\n");
   assert.equal(healthy.text.split("event: delete").length - 1, sent + 1);
-  assert.equal(app.sluice.hub.listenerCount("timeline:public"), 1);
+  assert.equal(app.listenerCount("timeline:public"), 1);
   stalled.close();
   await healthy.close();
   await app.close();

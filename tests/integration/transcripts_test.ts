@@ -203,7 +203,7 @@ async function perform(step: Step, s: ReplayState): Promise<void> {
     case "subscribed":
       return listening(s.app, step.channels);
     case "unsubscribed":
-      return unlistened(s.app, step.channels);
+      return s.app.unlistened(...step.channels);
     case "publish":
       return publish(step, s);
     case "numsub": {
@@ -253,15 +253,6 @@ async function listening(app: TestSluice, channels: string[]): Promise<void> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Waits until the hub has dropped the channels (the hub has no hook for this), then for Redis. */
-async function unlistened(app: TestSluice, channels: string[]): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (channels.some((c) => app.sluice.hub.listenerCount(c) > 0) && Date.now() < deadline) {
-    await delay(10);
-  }
-  await app.settled();
 }
 
 function delay(ms: number): Promise<void> {

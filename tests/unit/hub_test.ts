@@ -1,32 +1,10 @@
 import assert from "node:assert/strict";
 import type { StreamEvent } from "../../src/event.ts";
 import { EventFacts, FilterCache, type FilterViewer, type StatusFacts } from "../../src/filter.ts";
-import {
-  FACTS_IN_FLIGHT,
-  type FactsSource,
-  Hub,
-  type Listener,
-  MAX_BACKLOG,
-} from "../../src/hub.ts";
-import { silentLogger } from "../../src/log.ts";
-import { Metrics } from "../../src/metrics.ts";
+import { FACTS_IN_FLIGHT, type FactsSource, type Listener, MAX_BACKLOG } from "../../src/hub.ts";
+import { fakeHub } from "../_support/fakes.ts";
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function fakeRedis() {
-  const calls: string[] = [];
-  return {
-    calls,
-    subscriber: {
-      subscribe: (c: string) => calls.push(`SUBSCRIBE ${c}`),
-      unsubscribe: (c: string) => calls.push(`UNSUBSCRIBE ${c}`),
-    },
-    keys: {
-      add: (c: string) => calls.push(`KEY+ ${c}`),
-      remove: (c: string) => calls.push(`KEY- ${c}`),
-    },
-  };
-}
 
 function recorder(): Listener & { got: StreamEvent[] } {
   const got: StreamEvent[] = [];
@@ -34,10 +12,8 @@ function recorder(): Listener & { got: StreamEvent[] } {
 }
 
 function makeHub() {
-  const redis = fakeRedis();
-  const metrics = new Metrics();
-  const hub = new Hub({ ...redis, log: silentLogger, metrics });
-  return { hub, redis, metrics };
+  const { hub, metrics, calls } = fakeHub();
+  return { hub, redis: { calls }, metrics };
 }
 
 Deno.test("Hub subscribes on the first listener and unsubscribes when the last leaves", () => {
@@ -50,7 +26,6 @@ Deno.test("Hub subscribes on the first listener and unsubscribes when the last l
   assert.deepEqual(redis.calls.length, 2);
   hub.detach("timeline:public", b, true);
   assert.deepEqual(redis.calls.slice(2), ["KEY- timeline:public", "UNSUBSCRIBE timeline:public"]);
-  assert.deepEqual(hub.channels, []);
 });
 
 Deno.test("Hub keeps subscribed: keys only for stream subscriptions, not system ones", () => {
@@ -59,9 +34,7 @@ Deno.test("Hub keeps subscribed: keys only for stream subscriptions, not system 
   hub.attach("timeline:1", system, false);
   assert.deepEqual(redis.calls, ["SUBSCRIBE timeline:1"]);
   hub.attach("timeline:1", stream, true);
-  assert.deepEqual(hub.streamChannels, ["timeline:1"]);
   hub.detach("timeline:1", stream, true);
-  assert.deepEqual(hub.streamChannels, []);
   assert.deepEqual(redis.calls, ["SUBSCRIBE timeline:1", "KEY+ timeline:1", "KEY- timeline:1"]);
 });
 
@@ -105,10 +78,34 @@ Deno.test("Hub counts stream messages without payload", () => {
   assert.equal(metrics.undeliverableMessages.get(), 1);
 });
 
-Deno.test("Hub drops messages for channels nobody listens to", () => {
+Deno.test("Hub counts and drops messages for channels nobody listens to", () => {
   const { hub, metrics } = makeHub();
+  const listener = recorder();
+  hub.attach("somebody", listener, true);
   hub.publish("nobody", '{"event":"delete","payload":"1"}');
-  assert.equal(metrics.redisMessagesReceived.get(), 1);
+  hub.publish("nobody", "not even JSON");
+  assert.equal(metrics.redisMessagesReceived.get(), 2);
+  assert.equal(metrics.unlistenedMessages.get(), 2);
+  assert.equal(metrics.malformedMessages.get({ reason: "invalid_json" }), 0, "never parsed");
+  assert.deepEqual(listener.got, []);
+  hub.publish("somebody", '{"event":"delete","payload":"2"}');
+  assert.equal(metrics.unlistenedMessages.get(), 2);
+  assert.equal(listener.got.length, 1);
+});
+
+Deno.test("Hub tells its observers each channel's listener count after every change", () => {
+  const { hub } = makeHub();
+  const seen: string[] = [];
+  const stop = hub.observe((channel, count) => seen.push(`${channel}=${count}`));
+  const a = recorder(), b = recorder();
+  hub.attach("c", a, true);
+  hub.attach("c", b, false);
+  hub.attach("c", b, false); // already attached: no change
+  hub.detach("c", a, true);
+  hub.detach("d", a, true); // not attached: no change
+  stop();
+  hub.detach("c", b, false);
+  assert.deepEqual(seen, ["c=1", "c=2", "c=1"]);
 });
 
 Deno.test("A listener that throws does not stop delivery to the others", () => {
@@ -166,9 +163,8 @@ function filteredListener(): Listener & { got: string[] } {
 const deleteOf = (id: number) => JSON.stringify({ event: "delete", payload: String(id) });
 
 Deno.test("Filtered events fetch their facts concurrently and are delivered in Redis order", async () => {
-  const redis = fakeRedis();
   const { filter, pending } = slowFacts();
-  const hub = new Hub({ ...redis, log: silentLogger, metrics: new Metrics(), filter });
+  const { hub } = fakeHub({ filter });
   const listener = filteredListener();
   hub.attach("timeline:public", listener, true);
   for (let i = 1; i <= FACTS_IN_FLIGHT + 2; i++) hub.publish("timeline:public", deleteOf(i));
@@ -186,10 +182,8 @@ Deno.test("Filtered events fetch their facts concurrently and are delivered in R
 });
 
 Deno.test("A channel whose filtering backlog is full drops new events and counts them", () => {
-  const redis = fakeRedis();
   const { filter } = slowFacts();
-  const metrics = new Metrics();
-  const hub = new Hub({ ...redis, log: silentLogger, metrics, filter });
+  const { hub, metrics } = fakeHub({ filter });
   hub.attach("timeline:public", filteredListener(), true);
   hub.attach("timeline:public", filteredListener(), true);
   for (let i = 0; i < MAX_BACKLOG; i++) hub.publish("timeline:public", deleteOf(i));

@@ -1,59 +1,26 @@
 import assert from "node:assert/strict";
-import { Access } from "../../src/access.ts";
 import type { Viewer } from "../../src/auth.ts";
-import { Hub } from "../../src/hub.ts";
-import { silentLogger } from "../../src/log.ts";
-import { Metrics } from "../../src/metrics.ts";
 import {
   BINARY_REASON,
-  type ClientPort,
   MAX_PENDING_MESSAGES,
   OVERLOADED,
   POLICY_VIOLATION,
   queryParams,
   WebSocketSession,
 } from "../../src/websocket.ts";
+import { type AccessDb, accessDb, FakePort, sessionContext, viewer } from "../_support/fakes.ts";
 
-const alice: Viewer = {
-  accessTokenId: "1",
-  accountId: "1",
-  scopes: ["read", "write"],
-  chosenLanguages: null,
-  permissions: 0,
-};
+const alice: Viewer = viewer();
 
-class FakePort implements ClientPort {
-  sent: string[] = [];
-  closed?: { code?: number; reason?: string };
-  bufferedAmount = 0;
-  send(text: string) {
-    this.sent.push(text);
-  }
-  close(code?: number, reason?: string) {
-    this.closed = { code, reason };
-  }
-}
-
-type FakeDb = ConstructorParameters<typeof Access>[0]["db"];
-
-function setup(viewer: Viewer = alice, queueLimit = 1 << 20, listOwner?: FakeDb["ownsList"]) {
-  const subscribed = new Set<string>();
-  const metrics = new Metrics();
-  const hub = new Hub({
-    subscriber: { subscribe: (c) => subscribed.add(c), unsubscribe: (c) => subscribed.delete(c) },
-    keys: { add() {}, remove() {} },
-    log: silentLogger,
-    metrics,
-  });
-  const db: FakeDb = {
-    ownsList: listOwner ??
-      ((id: unknown, account: string) => Promise.resolve(String(id) === "1" && account === "1")),
-    feedAccess: () => Promise.resolve({ localDisabled: false, remoteDisabled: false }),
-  };
+function setup(
+  who: Viewer = alice,
+  clientQueueBytes = 1 << 20,
+  ownsList?: AccessDb["ownsList"],
+) {
+  const fake = sessionContext(clientQueueBytes, accessDb(ownsList ? { ownsList } : {}));
   const port = new FakePort();
-  const context = { hub, metrics, queueLimit, access: new Access({ db }), log: silentLogger };
-  const session = new WebSocketSession(viewer, context, port);
-  return { session, port, hub, subscribed, metrics };
+  const session = new WebSocketSession(who, fake.context, port);
+  return { session, port, hub: fake.hub, subscribed: fake.subscribed, metrics: fake.metrics };
 }
 
 const msg = (o: unknown) => JSON.stringify(o);

@@ -1,0 +1,103 @@
+/**
+ * Every open connection of the instance, SSE and WebSocket: opening an SSE
+ * stream for a resolved subscription, accepting a WebSocket upgrade, the
+ * shared SSE heartbeat, and ending them all at shutdown. It builds the one
+ * {@link ClientContext} connections share, so no other module hands its own
+ * options to a client. clients.ts never parses requests and never talks to
+ * PostgreSQL.
+ *
+ * @module
+ */
+import type { Access, ResolvedStream } from "./access.ts";
+import type { Viewer } from "./auth.ts";
+import type { ClientContext } from "./client.ts";
+import type { Hub } from "./hub.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import { SseClient } from "./sse.ts";
+import type { WebSocketSession } from "./websocket.ts";
+import { acceptWebSocket } from "./websocket_upgrade.ts";
+
+/** Mastodon's SSE heartbeat period. */
+export const HEARTBEAT_MS = 15_000;
+/** Idle seconds before a WebSocket is pinged, and then cut without a pong (Mastodon's). */
+export const WS_IDLE_TIMEOUT_SECONDS = 30;
+
+/** What {@link Clients} needs; the timings are shortened by tests. */
+export interface ClientsOptions {
+  hub: Hub;
+  metrics: Metrics;
+  access: Access;
+  log: Logger;
+  /** Queued bytes after which a client is cut off (SLUICE_CLIENT_QUEUE_BYTES). */
+  clientQueueBytes: number;
+  heartbeatMs?: number;
+  wsIdleTimeoutSeconds?: number;
+  /** How long a closing WebSocket may take before its connection is dropped. */
+  wsCloseGraceMs?: number;
+}
+
+/** The open SSE streams and WebSocket sessions, and how new ones start. */
+export class Clients {
+  readonly #streams = new Set<SseClient>();
+  readonly #sessions = new Set<WebSocketSession>();
+  readonly #context: ClientContext;
+  readonly #access: Access;
+  readonly #log: Logger;
+  readonly #idleTimeoutSeconds: number;
+  readonly #closeGraceMs: number | undefined;
+  readonly #heartbeat: ReturnType<typeof setInterval>;
+
+  constructor(options: ClientsOptions) {
+    const { hub, metrics, clientQueueBytes } = options;
+    this.#context = { hub, metrics, clientQueueBytes };
+    this.#access = options.access;
+    this.#log = options.log;
+    this.#idleTimeoutSeconds = options.wsIdleTimeoutSeconds ?? WS_IDLE_TIMEOUT_SECONDS;
+    this.#closeGraceMs = options.wsCloseGraceMs;
+    this.#heartbeat = setInterval(() => {
+      for (const stream of this.#streams) stream.heartbeat();
+    }, options.heartbeatMs ?? HEARTBEAT_MS);
+  }
+
+  /** Open SSE streams plus WebSocket sessions. */
+  get size(): number {
+    return this.#streams.size + this.#sessions.size;
+  }
+
+  /** Opens an SSE stream of `stream` for `viewer`; returns its response body. */
+  openStream(viewer: Viewer, stream: ResolvedStream): ReadableStream<Uint8Array> {
+    const client = new SseClient(viewer, this.#context, (c) => this.#streams.delete(c));
+    this.#streams.add(client);
+    client.subscribe(stream);
+    return client.body;
+  }
+
+  /** Upgrades an authenticated request to a WebSocket session; returns the 101 response. */
+  acceptWebSocket(request: Request, viewer: Viewer, requestId: string): Response {
+    return acceptWebSocket(request, {
+      viewer,
+      requestId,
+      context: { ...this.#context, access: this.#access, log: this.#log },
+      idleTimeoutSeconds: this.#idleTimeoutSeconds,
+      closeGraceMs: this.#closeGraceMs,
+      opened: (session) => this.#sessions.add(session),
+      closed: (session) => this.#sessions.delete(session),
+    });
+  }
+
+  /** Shutdown: closes every WebSocket with 1001 and ends every SSE stream. */
+  goAway(): void {
+    for (const session of [...this.#sessions]) session.goAway();
+    for (const stream of [...this.#streams]) stream.end();
+  }
+
+  /** Stops the heartbeat timer. */
+  close(): void {
+    clearInterval(this.#heartbeat);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

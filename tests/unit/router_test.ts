@@ -1,0 +1,250 @@
+import assert from "node:assert/strict";
+import { Access, type ResolvedStream } from "../../src/access.ts";
+import { Authenticator, type Viewer } from "../../src/auth.ts";
+import type { TokenRow } from "../../src/db.ts";
+import { createLogger } from "../../src/log.ts";
+import { createHandler, errorResponse, type RouterOptions, ROUTES } from "../../src/router.ts";
+import { unhandledError } from "../../src/server.ts";
+import { type AccessDb, accessDb, viewer } from "../_support/fakes.ts";
+
+const BASE = "http://streaming.test";
+
+/** A router over fakes; `tokens` maps tokens to viewers, "boom" makes the lookup fail. */
+function setup(
+  options: { ready?: () => Promise<void>; db?: AccessDb; upgradeThrows?: boolean } = {},
+) {
+  const tokens = new Map<string, TokenRow>([
+    ["alice", viewer()],
+    ["writer", viewer({ scopes: ["write"] })],
+  ]);
+  const opened: Array<{ viewer: Viewer; stream: ResolvedStream }> = [];
+  const upgraded: Array<{ viewer: Viewer; requestId: string }> = [];
+  const logs: Array<{ level: string; msg: string }> = [];
+  const router: RouterOptions = {
+    auth: new Authenticator({
+      db: {
+        tokenRows: (asked) =>
+          asked.includes("boom") ? Promise.reject(new Error("database down")) : Promise.resolve(
+            new Map(asked.flatMap((t) => tokens.has(t) ? [[t, tokens.get(t)!]] : [])),
+          ),
+      },
+    }),
+    access: new Access({ db: options.db ?? accessDb() }),
+    clients: {
+      openStream: (viewer, stream) => {
+        opened.push({ viewer, stream });
+        return ReadableStream.from([new TextEncoder().encode(":)\n")]);
+      },
+      acceptWebSocket: (_request, viewer, requestId) => {
+        if (options.upgradeThrows) throw new TypeError("not an upgrade");
+        upgraded.push({ viewer, requestId });
+        return new Response("upgraded");
+      },
+    },
+    metrics: { render: () => "connected_clients 0\n" },
+    log: createLogger({ level: "debug", sink: (line) => logs.push(JSON.parse(line)) }),
+    ready: options.ready ?? (() => Promise.resolve()),
+  };
+  return { handle: createHandler(router), opened, upgraded, logs };
+}
+
+const get = (path: string, init: RequestInit = {}) => new Request(BASE + path, init);
+const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
+const upgrade = (path: string, headers: Record<string, string> = {}) =>
+  get(path, { headers: { Upgrade: "websocket", Connection: "Upgrade", ...headers } });
+
+async function json(response: Response): Promise<unknown> {
+  assert.equal(response.headers.get("content-type"), "application/json");
+  return await response.json();
+}
+
+Deno.test("Every route of the table is a named row", () => {
+  assert.deepEqual(ROUTES.map((r) => r.name), [
+    "preflight",
+    "upgrade",
+    "favicon",
+    "health",
+    "ready",
+    "metrics",
+    "stream",
+  ]);
+});
+
+Deno.test("The router answers every status it can give", async (t) => {
+  await t.step("200 OK on health, with no-store, any case and a trailing slash", async () => {
+    const { handle } = setup();
+    for (const path of ["/api/v1/streaming/health", "/API/v1/streaming/Health/"]) {
+      const response = await handle(get(path));
+      assert.equal(response.status, 200);
+      assert.equal(await response.text(), "OK");
+      assert.equal(response.headers.get("cache-control"), "private, no-store");
+      assert.equal(response.headers.get("access-control-allow-origin"), "*");
+      assert.match(response.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+    }
+  });
+
+  await t.step("200 on readiness while ready, 503 with the reason otherwise", async () => {
+    assert.equal((await setup().handle(get("/api/v1/streaming/health/ready"))).status, 200);
+    const { handle } = setup({ ready: () => Promise.reject(new Error("Redis is not connected")) });
+    const response = await handle(get("/api/v1/streaming/health/ready"));
+    assert.equal(response.status, 503);
+    assert.deepEqual(await json(response), { error: "Redis is not connected" });
+  });
+
+  await t.step("200 with Prometheus text on /metrics", async () => {
+    const response = await setup().handle(get("/metrics"));
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    assert.equal(await response.text(), "connected_clients 0\n");
+  });
+
+  await t.step("204 on a CORS preflight of any path, without a token", async () => {
+    const response = await setup().handle(get("/api/v1/streaming/user", {
+      method: "OPTIONS",
+      headers: { "Access-Control-Request-Headers": "authorization" },
+    }));
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get("access-control-allow-headers"), "authorization");
+    assert.equal(
+      response.headers.get("access-control-allow-methods"),
+      "GET,HEAD,PUT,PATCH,POST,DELETE",
+    );
+  });
+
+  await t.step("404 with an empty body on the favicon", async () => {
+    const response = await setup().handle(get("/favicon.ico"));
+    assert.equal(response.status, 404);
+    assert.equal(await response.text(), "");
+  });
+
+  await t.step("400 on an unknown stream path, before the token is looked at", async () => {
+    const response = await setup().handle(get("/api/v1/streaming/nothing"));
+    assert.equal(response.status, 400);
+    assert.deepEqual(await json(response), { error: "Unknown channel requested" });
+  });
+
+  await t.step("401 without a token, with a bad one, or without the scope", async () => {
+    const { handle, opened } = setup();
+    const cases: Array<[Request, string]> = [
+      [get("/api/v1/streaming/public"), "Missing access token"],
+      [get("/api/v1/streaming/public", bearer("nobody")), "Invalid access token"],
+      [
+        get("/api/v1/streaming/public", bearer("writer")),
+        "Access token does not have the required scopes",
+      ],
+    ];
+    for (const [request, message] of cases) {
+      const response = await handle(request);
+      assert.equal(response.status, 401);
+      assert.deepEqual(await json(response), { error: message });
+    }
+    assert.equal(opened.length, 0);
+  });
+
+  await t.step("401 for a list the viewer does not own", async () => {
+    const response = await setup().handle(get("/api/v1/streaming/list?list=2", bearer("alice")));
+    assert.equal(response.status, 401);
+    assert.deepEqual(await json(response), { error: "Not authorized to stream this list" });
+  });
+
+  await t.step("404 for an authenticated POST to a stream path", async () => {
+    const response = await setup().handle(get("/api/v1/streaming/public", {
+      method: "POST",
+      ...bearer("alice"),
+    }));
+    assert.equal(response.status, 404);
+    assert.deepEqual(await json(response), { error: "Not found" });
+  });
+
+  await t.step("200 event-stream for a stream, the token from the query", async () => {
+    const { handle, opened } = setup();
+    const response = await handle(get("/api/v1/streaming/hashtag?tag=Foo&access_token=alice"));
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/event-stream");
+    assert.equal(await response.text(), ":)\n");
+    assert.deepEqual(opened.map((o) => o.stream.channels), [["timeline:hashtag:foo"]]);
+  });
+
+  await t.step("200 with headers and no stream for HEAD", async () => {
+    const { handle, opened } = setup();
+    const response = await handle(get("/api/v1/streaming/public", {
+      method: "HEAD",
+      ...bearer("alice"),
+    }));
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/event-stream");
+    assert.equal(opened.length, 0);
+  });
+
+  await t.step("500 with Mastodon's message when the database fails, logged", async () => {
+    const { handle, logs } = setup({
+      db: accessDb({ feedAccess: () => Promise.reject(new Error("database down")) }),
+    });
+    const boom = await handle(get("/api/v1/streaming/public", bearer("boom")));
+    assert.equal(boom.status, 500);
+    assert.deepEqual(await json(boom), { error: "An unexpected error occurred" });
+    const access = await handle(get("/api/v1/streaming/public", bearer("alice")));
+    assert.equal(access.status, 500);
+    assert.deepEqual(await json(access), { error: "An unexpected error occurred" });
+    assert.equal(logs.filter((l) => l.level === "error").length, 2);
+  });
+});
+
+Deno.test("Upgrades on any path are authenticated and answered bare on failure", async (t) => {
+  await t.step(
+    "an authenticated upgrade is handed to the clients with its request id",
+    async () => {
+      const { handle, upgraded } = setup();
+      const response = await handle(upgrade("/anything?access_token=alice"));
+      assert.equal(await response.text(), "upgraded");
+      assert.equal(upgraded.length, 1);
+      assert.equal(upgraded[0].viewer.accountId, "1");
+    },
+  );
+
+  await t.step("401 and 500 are bare, with the message in X-Error-Message", async () => {
+    const { handle, logs } = setup();
+    const cases: Array<[Request, number, string]> = [
+      [upgrade("/api/v1/streaming"), 401, "Missing access token"],
+      [
+        upgrade("/api/v1/streaming", { "Sec-WebSocket-Protocol": "nobody" }),
+        401,
+        "Invalid access token",
+      ],
+      [upgrade("/api/v1/streaming?access_token=boom"), 500, "An unexpected error occurred"],
+    ];
+    for (const [request, status, message] of cases) {
+      const response = await handle(request);
+      assert.equal(response.status, status);
+      assert.equal(response.headers.get("x-error-message"), message);
+      assert.equal(response.headers.get("content-type"), "text/plain");
+      assert.equal(await response.text(), "");
+    }
+    assert.deepEqual(logs.filter((l) => l.level === "error").length, 1, "only the 500 is an error");
+  });
+
+  await t.step("400 when the request cannot be upgraded", async () => {
+    const response = await setup({ upgradeThrows: true }).handle(upgrade("/?access_token=alice"));
+    assert.equal(response.status, 400);
+    assert.equal(await response.text(), "Bad WebSocket upgrade request");
+  });
+});
+
+Deno.test("The request log redacts the token", async () => {
+  const { handle, logs } = setup();
+  await (await handle(get("/api/v1/streaming/public?access_token=alice"))).body?.cancel();
+  const request = logs.find((l) => l.msg === "Request") as unknown as { url: string };
+  assert.equal(request.url, "/api/v1/streaming/public?access_token=[Redacted]");
+});
+
+Deno.test("The server's last-resort error is the router's 500 response, logged", async () => {
+  const logs: string[] = [];
+  const onError = unhandledError(createLogger({ level: "error", sink: (l) => logs.push(l) }));
+  const response = onError(new Error("handler blew up"));
+  assert.equal(response.status, 500);
+  assert.deepEqual(await json(response), { error: "An unexpected error occurred" });
+  assert.equal(response.headers.get("access-control-allow-origin"), "*");
+  assert.equal(logs.length, 1);
+  const same = errorResponse(500, "An unexpected error occurred");
+  assert.deepEqual([...response.headers], [...same.headers]);
+});
