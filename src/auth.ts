@@ -41,7 +41,7 @@ export function findToken(headers: Headers, query: URLSearchParams): FoundToken 
 /** Token queries running at once; later lookups wait and are batched. */
 export const MAX_BATCHES_IN_FLIGHT = 4;
 /** Tokens asked in one query at most. */
-export const MAX_BATCH = 500;
+const MAX_BATCH = 500;
 
 interface Waiting {
   resolve(row: TokenRow | undefined): void;

@@ -19,9 +19,9 @@ import type { WebSocketSession } from "./websocket.ts";
 import { acceptWebSocket } from "./websocket_upgrade.ts";
 
 /** Mastodon's SSE heartbeat period. */
-export const HEARTBEAT_MS = 15_000;
+const HEARTBEAT_MS = 15_000;
 /** Idle seconds before a WebSocket is pinged, and then cut without a pong (Mastodon's). */
-export const WS_IDLE_TIMEOUT_SECONDS = 30;
+const WS_IDLE_TIMEOUT_SECONDS = 30;
 
 /** What {@link Clients} needs; the timings are shortened by tests. */
 export interface ClientsOptions {

@@ -119,7 +119,7 @@ export function statusFacts(payload: unknown): StatusFacts | undefined {
 }
 
 /** The checks that need no database: feed access and language (§6.1 a–b). */
-export function precheck(status: StatusFacts, viewer: FilterViewer): DropReason | undefined {
+function precheck(status: StatusFacts, viewer: FilterViewer): DropReason | undefined {
   if (status.local ? viewer.access.localDisabled : viewer.access.remoteDisabled) {
     return "feed_access";
   }

@@ -33,7 +33,7 @@ export type StreamName = (typeof STREAM_NAMES)[number];
 export type PublicStreamName = Extract<StreamName, `public${string}`>;
 
 /** The metrics `channel` label of the two per-connection system channels (§7, §9). */
-export const SYSTEM_LABEL = "system";
+const SYSTEM_LABEL = "system";
 
 /** Every `channel` label of `connected_channels`, in Mastodon's order (§9). */
 export const METRICS_CHANNEL_LABELS: readonly string[] = Object.freeze([

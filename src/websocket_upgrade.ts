@@ -15,7 +15,7 @@ import type { Viewer } from "./auth.ts";
 import { type ClientPort, type SessionContext, WebSocketSession } from "./websocket.ts";
 
 /** How long a closing socket may take to finish the close handshake. */
-export const CLOSE_GRACE_MS = 5_000;
+const CLOSE_GRACE_MS = 5_000;
 
 /** What an upgrade needs besides the request. */
 export interface UpgradeOptions {
