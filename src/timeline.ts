@@ -35,21 +35,13 @@ export type PublicStreamName = Extract<StreamName, `public${string}`>;
 /** The metrics `channel` label of the two per-connection system channels (§7, §9). */
 const SYSTEM_LABEL = "system";
 
-/** Every `channel` label of `connected_channels`, in Mastodon's order (§9). */
+const isFeed = (name: StreamName) => name.startsWith("public") || name.startsWith("hashtag");
+
+/** Every `channel` label of `connected_channels`, in Mastodon's order: system, personal, feeds (§9). */
 export const METRICS_CHANNEL_LABELS: readonly string[] = Object.freeze([
   SYSTEM_LABEL,
-  "user",
-  "user:notification",
-  "list",
-  "direct",
-  "public",
-  "public:media",
-  "public:local",
-  "public:local:media",
-  "public:remote",
-  "public:remote:media",
-  "hashtag",
-  "hashtag:local",
+  ...STREAM_NAMES.filter((name) => !isFeed(name)),
+  ...STREAM_NAMES.filter(isFeed),
 ]);
 
 /** A validated stream subscription; `stream` is its name for labels and metrics. */
