@@ -51,24 +51,24 @@ import {
   type LoadOptions,
   parseArgs,
   USAGE,
-} from "./_loadgen_args.ts";
-import { LoadStats, type StreamClient } from "./_loadgen_client.ts";
+} from "./loadgen/args.ts";
+import { LoadStats, type StreamClient } from "./loadgen/client.ts";
 import {
   checkSlowClients,
   clientSpecs,
   openClients,
   openSlowClients,
   parseTarget,
-} from "./_loadgen_pool.ts";
-import { RunMeters } from "./_loadgen_proc.ts";
+} from "./loadgen/pool.ts";
+import { RunMeters } from "./loadgen/proc.ts";
 import {
   type PublishFn,
   type PublishResult,
   publishSteadily,
   redisPublisher,
   sleep,
-} from "./_loadgen_publish.ts";
-import { buildReport, formatSummary, type LoadReport } from "./_loadgen_report.ts";
+} from "./loadgen/publish.ts";
+import { buildReport, formatSummary, type LoadReport } from "./loadgen/report.ts";
 import { createMessageFactory } from "./messages.ts";
 
 export { DEFAULT_OPTIONS, formatSummary, type LoadOptions, type LoadReport, parseArgs, USAGE };

@@ -22,16 +22,16 @@
 import { parseArgs } from "node:util";
 import { startPostgresServer } from "../scripts/postgres_server.ts";
 import { startRedisServer } from "../scripts/redis_server.ts";
-import { caseA, caseB, caseC, caseD, caseE } from "./_scenario_cases.ts";
-import { machine } from "./_scenario_machine.ts";
-import { type Context, say } from "./_scenario_measure.ts";
-import { FULL, QUICK, VIEWERS } from "./_scenario_plan.ts";
-import { commandTemplates, pinSelf, STOP_DEADLINE_MS } from "./_scenario_procs.ts";
-import { renderResults } from "./_scenario_render.ts";
-import { type CaseId, type ScenarioResults, shellJoin } from "./_scenario_report.ts";
-import { redisCli } from "./_scenario_samplers.ts";
-import { profileCounts, seedStatements, viewerToken } from "./_scenario_seed.ts";
-import { caseF } from "./_scenario_slow_case.ts";
+import { caseA, caseB, caseC, caseD, caseE } from "./scenarios/cases.ts";
+import { machine } from "./scenarios/machine.ts";
+import { type Context, say } from "./scenarios/measure.ts";
+import { FULL, QUICK, VIEWERS } from "./scenarios/plan.ts";
+import { commandTemplates, pinSelf, STOP_DEADLINE_MS } from "./scenarios/procs.ts";
+import { renderResults } from "./scenarios/render.ts";
+import { type CaseId, type ScenarioResults, shellJoin } from "./scenarios/report.ts";
+import { redisCli } from "./scenarios/samplers.ts";
+import { profileCounts, seedStatements, viewerToken } from "./scenarios/seed.ts";
+import { caseF } from "./scenarios/slow_case.ts";
 
 const CASES: readonly CaseId[] = ["a", "b", "c", "d", "e", "f"];
 

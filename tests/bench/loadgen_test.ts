@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { DEFAULT_OPTIONS, parseArgs, runLoad } from "../../bench/loadgen.ts";
-import { defaultChannel, streamPath } from "../../bench/_loadgen_args.ts";
-import { type ClientSpec, LoadStats, StreamClient } from "../../bench/_loadgen_client.ts";
-import { Histogram, percentileOf } from "../../bench/_loadgen_histogram.ts";
-import { parseStatTicks, parseStatusRss } from "../../bench/_loadgen_proc.ts";
-import { ChunkedDecoder, HttpResponseReader, MarkerScanner } from "../../bench/_loadgen_scan.ts";
-import { encodeClientFrame, Opcode, WsFrameParser } from "../../bench/_loadgen_ws.ts";
+import { defaultChannel, streamPath } from "../../bench/loadgen/args.ts";
+import { type ClientSpec, LoadStats, StreamClient } from "../../bench/loadgen/client.ts";
+import { Histogram, percentileOf } from "../../bench/loadgen/histogram.ts";
+import { parseStatTicks, parseStatusRss } from "../../bench/loadgen/proc.ts";
+import { ChunkedDecoder, HttpResponseReader, MarkerScanner } from "../../bench/loadgen/scan.ts";
+import { encodeClientFrame, Opcode, WsFrameParser } from "../../bench/loadgen/ws.ts";
 import { createMessageFactory, formatMarker } from "../../bench/messages.ts";
 
 const encoder = new TextEncoder();

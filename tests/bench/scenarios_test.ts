@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { LoadReport } from "../../bench/_loadgen_report.ts";
+import type { LoadReport } from "../../bench/loadgen/report.ts";
 import {
   BENCH_AUTHOR,
   expectedDeliveries,
@@ -8,7 +8,7 @@ import {
   seedStatements,
   viewerProfile,
   viewerToken,
-} from "../../bench/_scenario_seed.ts";
+} from "../../bench/scenarios/seed.ts";
 import {
   type Ladder,
   limitingRun,
@@ -18,13 +18,13 @@ import {
   saturation,
   utilisation,
   verdict,
-} from "../../bench/_scenario_analysis.ts";
-import { FULL } from "../../bench/_scenario_plan.ts";
-import { renderResults } from "../../bench/_scenario_render.ts";
-import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/_scenario_report.ts";
-import { parsePubsubClients } from "../../bench/_scenario_samplers.ts";
-import { slowCaseRate } from "../../bench/_scenario_slow_case.ts";
-import { targetRows } from "../../bench/_scenario_targets.ts";
+} from "../../bench/scenarios/analysis.ts";
+import { FULL } from "../../bench/scenarios/plan.ts";
+import { renderResults } from "../../bench/scenarios/render.ts";
+import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/scenarios/report.ts";
+import { parsePubsubClients } from "../../bench/scenarios/samplers.ts";
+import { slowCaseRate } from "../../bench/scenarios/slow_case.ts";
+import { targetRows } from "../../bench/scenarios/targets.ts";
 import { parseCli } from "../../bench/scenarios.ts";
 import { createMessageFactory } from "../../bench/messages.ts";
 import { compileFilters, matchFilters, searchableText } from "../../src/keyword_filter.ts";

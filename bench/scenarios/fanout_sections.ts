@@ -21,18 +21,9 @@ import {
   runStatus,
   unfilteredSaturation,
   utilisation,
-} from "./_scenario_analysis.ts";
-import type { RunRecord, ScenarioResults, ServerKind } from "./_scenario_report.ts";
-import {
-  commandBlock,
-  DASH,
-  int,
-  msText,
-  pair,
-  pct,
-  ratioText,
-  table,
-} from "./_scenario_tables.ts";
+} from "./analysis.ts";
+import type { RunRecord, ScenarioResults, ServerKind } from "./report.ts";
+import { commandBlock, DASH, int, msText, pair, pct, ratioText, table } from "./tables.ts";
 
 function ladderRows(runs: RunRecord[], filtered: boolean): string[][] {
   return runs.map((run) => {

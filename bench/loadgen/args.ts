@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Author } from "./messages.ts";
+import type { Author } from "../messages.ts";
 
 /** How each client connects: EventSource, WebSocket, or alternating. */
 export type TransportChoice = "sse" | "ws" | "mix";

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { limitingRun, unfilteredSaturation } from "./_scenario_analysis.ts";
-import { num, publishArgs } from "./_scenario_cases.ts";
-import { type Context, measure } from "./_scenario_measure.ts";
-import { PAYLOAD_BYTES, USER_CHANNEL } from "./_scenario_plan.ts";
-import type { RunRecord } from "./_scenario_report.ts";
+import { limitingRun, unfilteredSaturation } from "./analysis.ts";
+import { num, publishArgs } from "./cases.ts";
+import { type Context, measure } from "./measure.ts";
+import { PAYLOAD_BYTES, USER_CHANNEL } from "./plan.ts";
+import type { RunRecord } from "./report.ts";
 
 /** Case f: slow clients, with and without, Sluice and the ceiling, SSE and WS. */
 export async function caseF(ctx: Context): Promise<void> {

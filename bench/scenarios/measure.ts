@@ -6,18 +6,12 @@
  *
  * @module
  */
-import type { LoadReport } from "./_loadgen_report.ts";
-import { rssHalves, runStatus, utilisation } from "./_scenario_analysis.ts";
-import { type Plan, USER_CHANNEL } from "./_scenario_plan.ts";
-import {
-  loadgenWords,
-  runLoadgen,
-  type Services,
-  startTarget,
-  type Target,
-} from "./_scenario_procs.ts";
-import { type CaseId, type RunRecord, type ServerKind, shellJoin } from "./_scenario_report.ts";
-import { sampleRss, watchSubscriber } from "./_scenario_samplers.ts";
+import type { LoadReport } from "../loadgen/report.ts";
+import { rssHalves, runStatus, utilisation } from "./analysis.ts";
+import { type Plan, USER_CHANNEL } from "./plan.ts";
+import { loadgenWords, runLoadgen, type Services, startTarget, type Target } from "./procs.ts";
+import { type CaseId, type RunRecord, type ServerKind, shellJoin } from "./report.ts";
+import { sampleRss, watchSubscriber } from "./samplers.ts";
 
 /** What every run needs. */
 export interface Context extends Services {

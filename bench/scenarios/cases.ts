@@ -1,15 +1,15 @@
 /**
  * The runners of scenario cases a to e (bench/scenarios.ts; case f is in
- * bench/_scenario_slow_case.ts): which runs each case makes, Sluice beside
+ * bench/scenarios/slow_case.ts): which runs each case makes, Sluice beside
  * the ceiling, and the rate ladders that find the saturation of fan-out.
  *
  * @module
  */
-import { type Ladder, nextRate, runStatus, unfilteredSaturation } from "./_scenario_analysis.ts";
-import { type Context, measure, type RunSpec } from "./_scenario_measure.ts";
-import { PAYLOAD_BYTES, USER_CHANNEL, VIEWERS } from "./_scenario_plan.ts";
-import type { ServerKind } from "./_scenario_report.ts";
-import { expectedDeliveries } from "./_scenario_seed.ts";
+import { type Ladder, nextRate, runStatus, unfilteredSaturation } from "./analysis.ts";
+import { type Context, measure, type RunSpec } from "./measure.ts";
+import { PAYLOAD_BYTES, USER_CHANNEL, VIEWERS } from "./plan.ts";
+import type { ServerKind } from "./report.ts";
+import { expectedDeliveries } from "./seed.ts";
 
 /** A number as a command-line argument. */
 export function num(value: number): string {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { RunRecord, ServerKind } from "./_scenario_report.ts";
+import type { RunRecord, ServerKind } from "./report.ts";
 
 /** How a fan-out run ended, best first. */
 export type RunStatus =

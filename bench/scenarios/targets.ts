@@ -15,9 +15,9 @@ import {
   slowPairs,
   unfilteredSaturation,
   verdict,
-} from "./_scenario_analysis.ts";
-import type { RunRecord } from "./_scenario_report.ts";
-import { DASH, int, kb, msText, ratioText } from "./_scenario_tables.ts";
+} from "./analysis.ts";
+import type { RunRecord } from "./report.ts";
+import { DASH, int, kb, msText, ratioText } from "./tables.ts";
 
 /** One row of the targets table. */
 export interface TargetRow {

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { deliveredShare, PLATEAU_GROWTH, ratio, slowPairs, verdict } from "./_scenario_analysis.ts";
-import type { RunRecord } from "./_scenario_report.ts";
+import { deliveredShare, PLATEAU_GROWTH, ratio, slowPairs, verdict } from "./analysis.ts";
+import type { RunRecord } from "./report.ts";
 import {
   commandBlock,
   DASH,
@@ -21,7 +21,7 @@ import {
   ratioText,
   table,
   unique,
-} from "./_scenario_tables.ts";
+} from "./tables.ts";
 
 /** Section a: idle memory per connection. */
 export function sectionA(runs: RunRecord[]): string[] {

@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { dropped } from "./_scenario_analysis.ts";
-import { sectionB, sectionC } from "./_scenario_fanout_sections.ts";
-import type { CaseId, RunRecord, ScenarioResults } from "./_scenario_report.ts";
-import { sectionA, sectionD, sectionE, sectionF } from "./_scenario_sections.ts";
-import { table } from "./_scenario_tables.ts";
-import { targetRows } from "./_scenario_targets.ts";
+import { dropped } from "./analysis.ts";
+import { sectionB, sectionC } from "./fanout_sections.ts";
+import type { CaseId, RunRecord, ScenarioResults } from "./report.ts";
+import { sectionA, sectionD, sectionE, sectionF } from "./sections.ts";
+import { table } from "./tables.ts";
+import { targetRows } from "./targets.ts";
 
 /** bench/RESULTS.md. */
 export function renderResults(results: ScenarioResults): string {
