@@ -23,8 +23,8 @@ import { FULL } from "../../bench/scenarios/plan.ts";
 import { renderResults } from "../../bench/scenarios/render.ts";
 import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/scenarios/report.ts";
 import { parsePubsubClients } from "../../bench/scenarios/samplers.ts";
-import { slowCaseRate } from "../../bench/scenarios/slow_case.ts";
-import { targetRows } from "../../bench/scenarios/targets.ts";
+import { slowCaseRate } from "../../bench/scenarios/f_slow.ts";
+import { CASES, targetRows } from "../../bench/scenarios/cases.ts";
 import { parseCli } from "../../bench/scenarios.ts";
 import { createMessageFactory } from "../../bench/messages.ts";
 import { compileFilters, matchFilters, searchableText } from "../../src/keyword_filter.ts";
@@ -422,4 +422,19 @@ Deno.test("slowCaseRate leaves headroom for the normal and the slow clients toge
   assert.equal(slowCaseRate({ plan, runs, notes }), 69);
   assert.match(notes[0], /69 msg\/s instead of 100: with 2000 clients/);
   assert.equal(slowCaseRate({ plan, runs: [], notes: [] }), 100, "no ladder: the plan's rate");
+});
+
+Deno.test("every registered case has its own letter, runs in registry order and renders its own section", () => {
+  const ids = CASES.map((c) => c.id);
+  assert.deepEqual(ids, ["a", "b", "c", "d", "e", "f"]);
+  assert.deepEqual((parseCli([]) as { cases: string[] }).cases, ids);
+  const all = sampleRuns();
+  const r = results(all);
+  for (const c of CASES) {
+    const runs = all.filter((run) => run.caseId === c.id);
+    const section = c.section(runs, all, r);
+    assert.match(section[0], new RegExp(`^## ${c.id}\\. `), c.id);
+    assert.ok(c.targets(all).every((t) => t.target.startsWith(`${c.id}. `)), c.id);
+  }
+  assert.ok(renderResults(r).includes(CASES[5].section(all.slice(-2), all, r).join("\n")));
 });
