@@ -16,13 +16,14 @@
  *
  * Options (defaults in brackets; `--help` prints them all):
  *   --url URL [http://127.0.0.1:4000]  --transport sse|ws|mix [sse]
- *   --stream NAME [public], --tag T, --list ID   (SSE path /api/v1/streaming/<name, : → />,
- *                                                 WS /api/v1/streaming?stream=<name>)
+ *   --stream NAME [public], --tag T, --list ID   (SSE path, WS query and Redis channel from
+ *                                                 src/timeline.ts, as Sluice serves them)
+ *   --account ID [1 with the default token]      (the channel of user, user:notification, direct)
  *   --clients N [1000]  --ramp-ms MS [0: at once, --max-connecting 500 in flight]
  *   --token T [token-alice] (repeatable) | --tokens-file FILE (one per line; round-robin)
  *   --rate N [100]/s  --payload-bytes N [1500]  --author local|remote [local]
  *   --duration S [10]  --warmup S [1]  --drain-ms MS [5000]
- *   --redis URL [redis://127.0.0.1:6379]  --channel NAME [derived: timeline:public, …]
+ *   --redis URL [redis://127.0.0.1:6379]  --channel NAME [derived: timeline:public, timeline:1, …]
  *   --server-pid PID  (RSS and CPU from /proc)  --slow N [0] (connect, never read)
  *   --idle (no publishing: hold --duration s, for memory per connection)
  *   --connect-timeout-ms MS [30000]  --read-buffer BYTES [4096]  --json FILE  --quiet
@@ -50,25 +51,26 @@ import {
   defaultChannel,
   type LoadOptions,
   parseArgs,
+  parseTokens,
   USAGE,
-} from "./_loadgen_args.ts";
-import { LoadStats, type StreamClient } from "./_loadgen_client.ts";
+} from "./loadgen/args.ts";
+import { LoadStats, type StreamClient } from "./loadgen/client.ts";
 import {
   checkSlowClients,
   clientSpecs,
   openClients,
   openSlowClients,
   parseTarget,
-} from "./_loadgen_pool.ts";
-import { RunMeters } from "./_loadgen_proc.ts";
+} from "./loadgen/pool.ts";
+import { RunMeters } from "./loadgen/proc.ts";
 import {
   type PublishFn,
   type PublishResult,
   publishSteadily,
   redisPublisher,
   sleep,
-} from "./_loadgen_publish.ts";
-import { buildReport, formatSummary, type LoadReport } from "./_loadgen_report.ts";
+} from "./loadgen/publish.ts";
+import { buildReport, formatSummary, type LoadReport } from "./loadgen/report.ts";
 import { createMessageFactory } from "./messages.ts";
 
 export { DEFAULT_OPTIONS, formatSummary, type LoadOptions, type LoadReport, parseArgs, USAGE };
@@ -82,7 +84,9 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRep
   const startedAt = new Date().toISOString();
   const channel = options.idle ? undefined : options.channel ?? defaultChannel(options);
   await using run = new AsyncDisposableStack();
-  const publish = channel === undefined ? undefined : await openPublisher(options, channel, run);
+  const publish = channel === undefined
+    ? undefined
+    : await openPublisher(options.redis, channel, run);
   const meters = run.use(new RunMeters(options.serverPid));
   const stats = new LoadStats();
   const phase = { name: "connecting" };
@@ -91,6 +95,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRep
   const { clients, establishAllMs, slowClients } = await connectAll(options, stats, run);
   phase.name = "warming up";
   await sleep(options.warmup * 1000, options.signal);
+  if (publish) await options.beforePublishing?.();
   await meters.mark("idle");
   const listening = clients.filter((client) => client.state === "open").length;
   const windowStart = performance.now();
@@ -129,19 +134,15 @@ async function closeAll(clients: readonly StreamClient[]): Promise<void> {
 }
 
 async function readTokens(file: string): Promise<string[]> {
-  const tokens = (await Deno.readTextFile(file)).split(/\r?\n/).map((line) => line.trim())
-    .filter((line) => line !== "" && !line.startsWith("#"));
-  if (tokens.length === 0) throw new RangeError(`--tokens-file: no tokens in ${file}`);
-  return tokens;
+  return parseTokens(await Deno.readTextFile(file), file);
 }
 
 async function openPublisher(
-  options: LoadOptions,
+  url: string,
   channel: string,
   run: AsyncDisposableStack,
 ): Promise<PublishFn> {
-  if (options.publish) return options.publish;
-  const redis = await redisPublisher(options.redis, channel);
+  const redis = await redisPublisher(url, channel);
   run.defer(() => redis.close());
   return redis.publish;
 }

@@ -10,6 +10,11 @@
  *   e. 5,000 connections at once: one token, then 1,000 distinct tokens
  *   f. 1,000 clients that never read beside 1,000 normal ones
  *
+ * Each case is one file in bench/scenarios/ (`a_idle.ts` … `f_slow.ts`) that
+ * holds its runner, its RESULTS.md section and its targets; the registry is
+ * bench/scenarios/cases.ts. The shared machinery (processes, one measured
+ * run, ladders, analysis, tables) lives beside them.
+ *
  *   deno run -A bench/scenarios.ts [--only a,b,…] [--quick] [--out bench/RESULTS.md] [--json FILE]
  *
  * The process pins itself to core 1 (`taskset`), so redis-server, PostgreSQL
@@ -22,28 +27,18 @@
 import { parseArgs } from "node:util";
 import { startPostgresServer } from "../scripts/postgres_server.ts";
 import { startRedisServer } from "../scripts/redis_server.ts";
-import { caseA, caseB, caseC, caseD, caseE } from "./_scenario_cases.ts";
-import { machine } from "./_scenario_machine.ts";
-import { type Context, say } from "./_scenario_measure.ts";
-import { FULL, QUICK, VIEWERS } from "./_scenario_plan.ts";
-import { commandTemplates, pinSelf, STOP_DEADLINE_MS } from "./_scenario_procs.ts";
-import { renderResults } from "./_scenario_render.ts";
-import { type CaseId, type ScenarioResults, shellJoin } from "./_scenario_report.ts";
-import { redisCli } from "./_scenario_samplers.ts";
-import { profileCounts, seedStatements, viewerToken } from "./_scenario_seed.ts";
-import { caseF } from "./_scenario_slow_case.ts";
+import { CASES } from "./scenarios/cases.ts";
+import { machine } from "./scenarios/machine.ts";
+import { type Context, say } from "./scenarios/measure.ts";
+import { FULL, QUICK, VIEWERS } from "./scenarios/plan.ts";
+import { commandTemplates, pinSelf, STOP_DEADLINE_MS } from "./scenarios/procs.ts";
+import { renderResults } from "./scenarios/render.ts";
+import type { ScenarioCase } from "./scenarios/case.ts";
+import { type CaseId, type ScenarioResults, shellJoin } from "./scenarios/report.ts";
+import { redisCli } from "./scenarios/samplers.ts";
+import { profileCounts, seedStatements, viewerToken } from "./scenarios/seed.ts";
 
-const CASES: readonly CaseId[] = ["a", "b", "c", "d", "e", "f"];
-
-/** The runner of each case. */
-const RUNNERS: Record<CaseId, (ctx: Context) => Promise<void>> = {
-  a: caseA,
-  b: caseB,
-  c: caseC,
-  d: caseD,
-  e: caseE,
-  f: caseF,
-};
+const IDS: readonly CaseId[] = CASES.map((c) => c.id);
 
 /** Seeds the viewers of cases c and e; returns the file of their tokens. */
 async function seed(ctx: Pick<Context, "pg" | "dir">): Promise<string> {
@@ -62,10 +57,21 @@ interface Cli {
   json?: string;
 }
 
-const USAGE =
-  `Usage: deno run -A bench/scenarios.ts [--only a,b,c,d,e,f] [--quick] [--out FILE] [--json FILE]
-  --only LIST   cases to run (default all): a idle memory, b unfiltered fan-out, c filtered
-                fan-out, d latency, e connection storm, f slow clients
+/** "cases to run (default all): a idle memory, …", wrapped for `--help`. */
+function onlyHelp(cases: readonly ScenarioCase[]): string {
+  const lines = ["cases to run (default all):"];
+  for (const [i, c] of cases.entries()) {
+    const item = `${c.id} ${c.summary}${i < cases.length - 1 ? "," : ""}`;
+    if (`${lines.at(-1)} ${item}`.length > 78) lines.push(item);
+    else lines[lines.length - 1] += ` ${item}`;
+  }
+  return lines.join("\n                ");
+}
+
+const USAGE = `Usage: deno run -A bench/scenarios.ts [--only ${
+  IDS.join(",")
+}] [--quick] [--out FILE] [--json FILE]
+  --only LIST   ${onlyHelp(CASES)}
   --quick       small client counts and 2 s runs: a smoke run of a minute or two
   --out FILE    Markdown results (default bench/RESULTS.md)
   --json FILE   every raw figure as JSON`;
@@ -85,9 +91,9 @@ export function parseCli(args: string[]): Cli | "help" {
   });
   if (values.help) return "help";
   const only = values.only?.split(",").map((c) => c.trim().toLowerCase()).filter(Boolean);
-  const unknown = only?.filter((c) => !CASES.includes(c as CaseId));
+  const unknown = only?.filter((c) => !IDS.includes(c));
   if (unknown?.length) throw new RangeError(`--only: unknown case(s) ${unknown.join(", ")}`);
-  const cases = CASES.filter((c) => only === undefined || only.includes(c));
+  const cases = IDS.filter((c) => only === undefined || only.includes(c));
   if (cases.length === 0) throw new RangeError("--only: no case given");
   return { cases, quick: values.quick, out: values.out, json: values.json };
 }
@@ -133,10 +139,10 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
   stack.defer(() => Deno.removeSignalListener("SIGINT", onSigint));
   if (!pinned) ctx.notes.push("taskset was not available: nothing was pinned to a core.");
-  for (const caseId of cli.cases) {
+  for (const c of CASES.filter((c) => cli.cases.includes(c.id))) {
     if (ctx.stopping) break;
-    say(ctx, `case ${caseId}…`);
-    await RUNNERS[caseId](ctx);
+    say(ctx, `case ${c.id}…`);
+    await c.run(ctx);
   }
   if (ctx.killed.length) {
     ctx.notes.push(

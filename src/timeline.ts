@@ -245,3 +245,20 @@ export function systemChannels(
 ): [string, string] {
   return [`timeline:access_token:${viewer.accessTokenId}`, `timeline:system:${viewer.accountId}`];
 }
+
+/**
+ * The SSE path and query that ask for `timeline` (§1.4), the inverse of
+ * {@link streamFromPath}: `only_media=true` picks a media variant, and the
+ * client's own `tag` or `list` goes along.
+ */
+export function sseRequestPath(timeline: Timeline): string {
+  const query = new URLSearchParams();
+  let path = "";
+  for (const [candidate, [plain, media]] of SSE_PATHS) {
+    if (timeline.stream === plain || timeline.stream === media) path = candidate;
+    if (timeline.stream === media) query.set("only_media", "true");
+  }
+  if (timeline.kind === "hashtag") query.set("tag", timeline.tag);
+  if (timeline.kind === "list") query.set("list", String(timeline.list));
+  return query.size > 0 ? `${path}?${query}` : path;
+}

@@ -1,12 +1,21 @@
 import assert from "node:assert/strict";
+import { startCeiling } from "../../bench/ceiling.ts";
 import { DEFAULT_OPTIONS, parseArgs, runLoad } from "../../bench/loadgen.ts";
-import { defaultChannel, streamPath } from "../../bench/_loadgen_args.ts";
-import { type ClientSpec, LoadStats, StreamClient } from "../../bench/_loadgen_client.ts";
-import { Histogram, percentileOf } from "../../bench/_loadgen_histogram.ts";
-import { parseStatTicks, parseStatusRss } from "../../bench/_loadgen_proc.ts";
-import { ChunkedDecoder, HttpResponseReader, MarkerScanner } from "../../bench/_loadgen_scan.ts";
-import { encodeClientFrame, Opcode, WsFrameParser } from "../../bench/_loadgen_ws.ts";
+import {
+  defaultChannel,
+  type LoadOptions,
+  parseTokens,
+  streamPath,
+} from "../../bench/loadgen/args.ts";
+import { type ClientSpec, LoadStats, StreamClient } from "../../bench/loadgen/client.ts";
+import { clientSpecs, parseTarget } from "../../bench/loadgen/pool.ts";
+import { Histogram, percentileOf } from "../../bench/loadgen/histogram.ts";
+import { parseStatTicks, parseStatusRss } from "../../bench/loadgen/proc.ts";
+import { ChunkedDecoder, HttpResponseReader, MarkerScanner } from "../../bench/loadgen/scan.ts";
+import { encodeClientFrame, Opcode, WsFrameParser } from "../../bench/loadgen/ws.ts";
 import { createMessageFactory, formatMarker } from "../../bench/messages.ts";
+import { startRedisServer } from "../../scripts/redis_server.ts";
+import { STREAM_NAMES } from "../../src/timeline.ts";
 
 const encoder = new TextEncoder();
 const bytes = (text: string) => encoder.encode(text);
@@ -252,6 +261,7 @@ Deno.test("parseArgs applies defaults and reads every flag, in both spellings", 
     ..."--ramp-ms 100 --token a --token=b --rate 2.5 --payload-bytes 900 --duration 3".split(" "),
     ..."--warmup 0 --redis redis://r:1/2 --channel c --server-pid 42 --slow 3".split(" "),
     ..."--json out.json --idle --quiet --author remote --read-buffer 4096".split(" "),
+    ..."--account 109876543210987654".split(" "),
   ]);
   assert.notEqual(parsed, "help");
   if (parsed === "help") return;
@@ -271,6 +281,7 @@ Deno.test("parseArgs applies defaults and reads every flag, in both spellings", 
     ["c", 42, 3, "out.json", true, "remote"],
   );
   assert.equal(options.readBufferBytes, 4096);
+  assert.equal(options.account, "109876543210987654", "kept as text: ids exceed 2^53");
   assert.equal(parseArgs(["--help"]), "help");
 });
 
@@ -283,6 +294,10 @@ Deno.test("parseArgs rejects unknown flags, missing values and bad values by nam
     [["--rate", "0"], /--rate: expected a number > 0/],
     [["--stream", "hashtag"], /needs --tag/],
     [["--stream", "list"], /needs --list/],
+    [["--stream", "public:media:local"], /--stream: Unknown stream type "public:media:local"/],
+    [["--stream", "user", "--token", "t"], /give --account ID or --channel NAME/],
+    [["--stream", "direct", "--tokens-file", "f"], /give --account ID or --channel NAME/],
+    [["--account", "1e3"], /--account: expected an account id/],
     [["--idle=yes"], /--idle takes no value/],
   ];
   for (const [args, message] of cases) {
@@ -290,44 +305,109 @@ Deno.test("parseArgs rejects unknown flags, missing values and bad values by nam
   }
 });
 
-Deno.test("stream paths and default channels follow Mastodon's tables", () => {
-  const rows: [Parameters<typeof streamPath>[0], string, string, string][] = [
+Deno.test("every stream's SSE path, WebSocket query and channel come from src/timeline.ts", () => {
+  const tag = "Ünïcode_Café";
+  const encodedTag = encodeURIComponent(tag);
+  const rows: [Partial<LoadOptions> & { stream: string }, string, string, string][] = [
+    [{ stream: "user" }, "/api/v1/streaming/user", "stream=user", "timeline:1"],
     [
-      { stream: "public" },
-      "/api/v1/streaming/public",
-      "/api/v1/streaming?stream=public",
-      "timeline:public",
+      { stream: "user:notification" },
+      "/api/v1/streaming/user/notification",
+      "stream=user%3Anotification",
+      "timeline:1:notifications",
+    ],
+    [{ stream: "public" }, "/api/v1/streaming/public", "stream=public", "timeline:public"],
+    [
+      { stream: "public:media" },
+      "/api/v1/streaming/public?only_media=true",
+      "stream=public%3Amedia",
+      "timeline:public:media",
+    ],
+    [
+      { stream: "public:local" },
+      "/api/v1/streaming/public/local",
+      "stream=public%3Alocal",
+      "timeline:public:local",
     ],
     [
       { stream: "public:local:media" },
-      "/api/v1/streaming/public/local/media",
-      "/api/v1/streaming?stream=public%3Alocal%3Amedia",
+      "/api/v1/streaming/public/local?only_media=true",
+      "stream=public%3Alocal%3Amedia",
       "timeline:public:local:media",
     ],
     [
-      { stream: "hashtag", tag: "Cats" },
-      "/api/v1/streaming/hashtag?tag=Cats",
-      "/api/v1/streaming?stream=hashtag&tag=Cats",
-      "timeline:hashtag:cats",
+      { stream: "public:remote" },
+      "/api/v1/streaming/public/remote",
+      "stream=public%3Aremote",
+      "timeline:public:remote",
     ],
     [
-      { stream: "hashtag:local", tag: "x" },
-      "/api/v1/streaming/hashtag/local?tag=x",
-      "/api/v1/streaming?stream=hashtag%3Alocal&tag=x",
-      "timeline:hashtag:x:local",
+      { stream: "public:remote:media" },
+      "/api/v1/streaming/public/remote?only_media=true",
+      "stream=public%3Aremote%3Amedia",
+      "timeline:public:remote:media",
+    ],
+    [
+      { stream: "hashtag", tag },
+      `/api/v1/streaming/hashtag?tag=${encodedTag}`,
+      `stream=hashtag&tag=${encodedTag}`,
+      "timeline:hashtag:unicode_cafe",
+    ],
+    [
+      { stream: "hashtag:local", tag: "Cats" },
+      "/api/v1/streaming/hashtag/local?tag=Cats",
+      "stream=hashtag%3Alocal&tag=Cats",
+      "timeline:hashtag:cats:local",
     ],
     [
       { stream: "list", list: "7" },
       "/api/v1/streaming/list?list=7",
-      "/api/v1/streaming?stream=list&list=7",
+      "stream=list&list=7",
       "timeline:list:7",
     ],
+    [{ stream: "direct" }, "/api/v1/streaming/direct", "stream=direct", "timeline:direct:1"],
   ];
-  for (const [options, sse, ws, channel] of rows) {
-    assert.equal(streamPath(options, "sse"), sse);
-    assert.equal(streamPath(options, "ws"), ws);
-    assert.equal(defaultChannel(options), channel);
+  assert.deepEqual(rows.map(([o]) => o.stream), [...STREAM_NAMES]);
+  for (const [stream, sse, ws, channel] of rows) {
+    const options = { ...DEFAULT_OPTIONS, ...stream };
+    assert.equal(streamPath(options, "sse"), sse, stream.stream);
+    assert.equal(streamPath(options, "ws"), `/api/v1/streaming?${ws}`, stream.stream);
+    assert.equal(defaultChannel(options), channel, stream.stream);
   }
+});
+
+Deno.test("the channel of user, user:notification and direct names the tokens' account", () => {
+  const channel = (stream: string, over: Partial<LoadOptions> = {}) =>
+    defaultChannel({ ...DEFAULT_OPTIONS, stream, ...over });
+  const account = { account: "42", tokensFile: "tokens.txt" };
+  assert.equal(channel("user", account), "timeline:42");
+  assert.equal(channel("user:notification", account), "timeline:42:notifications");
+  assert.equal(channel("direct", account), "timeline:direct:42");
+  assert.equal(channel("direct", { tokens: ["token-alice"] }), "timeline:direct:1");
+  for (const stream of ["user", "user:notification", "direct"]) {
+    assert.throws(() => channel(stream, { tokens: ["token-bob"] }), /give --account ID/);
+    assert.throws(() => channel(stream, { tokensFile: "tokens.txt" }), /give --account ID/);
+  }
+  assert.equal(channel("public", { tokensFile: "tokens.txt" }), "timeline:public");
+  const parsed = parseArgs(["--stream", "user", "--token", "t", "--channel", "timeline:9"]);
+  assert.equal(parsed !== "help" && parsed.options.channel, "timeline:9");
+  assert.notEqual(parseArgs(["--idle", "--stream", "user", "--tokens-file", "f"]), "help");
+});
+
+Deno.test("a tokens file gives one token per line, without blank lines and comments", () => {
+  assert.deepEqual(parseTokens("# bench tokens\nt1\n\n  t2 \r\nt3\n", "f"), ["t1", "t2", "t3"]);
+  assert.throws(() => parseTokens("# nothing\n\n", "f.txt"), /no tokens in f\.txt/);
+});
+
+Deno.test("clients take tokens round-robin and, with mix, alternate SSE and WebSocket", () => {
+  const options = { ...DEFAULT_OPTIONS, transport: "mix" as const, stream: "public:local:media" };
+  const specs = clientSpecs(options, parseTarget("http://127.0.0.1:4000"), ["a", "b", "c"], 4, 1);
+  assert.deepEqual(specs.map((s) => [s.transport, s.token, s.path]), [
+    ["ws", "b", "/api/v1/streaming?stream=public%3Alocal%3Amedia"],
+    ["sse", "c", "/api/v1/streaming/public/local?only_media=true"],
+    ["ws", "a", "/api/v1/streaming?stream=public%3Alocal%3Amedia"],
+    ["sse", "b", "/api/v1/streaming/public/local?only_media=true"],
+  ]);
 });
 
 Deno.test("benchmark messages are update events padded to payload-bytes with one marker", () => {
@@ -430,94 +510,43 @@ Deno.test("an SSE stream the server ends is counted as a disconnect; a refused c
   assert.equal(stats.failed, 1);
 });
 
-/** A tiny streaming server: SSE and WebSocket clients of "public", fed by `broadcast`. */
-function tinyServer(expectedClients: number) {
-  const sse = new Set<ReadableStreamDefaultController<Uint8Array>>();
-  const sockets = new Set<WebSocket>();
-  const tokens: string[] = [];
-  const allOpen = Promise.withResolvers<void>();
-  const opened = () => {
-    if (sse.size + sockets.size === expectedClients) allOpen.resolve();
-  };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    const url = new URL(request.url);
-    if (request.headers.get("upgrade") === "websocket") {
-      tokens.push(url.searchParams.get("access_token") ?? "");
-      const { socket, response } = Deno.upgradeWebSocket(request);
-      socket.onopen = () => {
-        sockets.add(socket);
-        opened();
-      };
-      return response;
-    }
-    tokens.push(request.headers.get("authorization") ?? "");
-    const body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        controller.enqueue(bytes(":)\n"));
-        sse.add(controller);
-        opened();
-      },
-    });
-    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+Deno.test("runLoad publishes through a real Redis to a subscribed server whose SSE and WebSocket clients get every message", async () => {
+  await using redis = await startRedisServer();
+  const clients = 6;
+  let registered = 0;
+  const allRegistered = Promise.withResolvers<void>();
+  await using ceiling = await startCeiling({
+    port: 0,
+    redis: redis.url,
+    onClient: () => ++registered === clients && allRegistered.resolve(),
   });
-  const broadcast = async (message: string): Promise<number> => {
-    await allOpen.promise;
-    const { event, payload } = JSON.parse(message);
-    const data = JSON.stringify(payload);
-    for (const controller of sse) controller.enqueue(bytes(`event: ${event}\ndata: ${data}\n\n`));
-    for (const socket of sockets) {
-      socket.send(JSON.stringify({ stream: ["public"], event, payload: data }));
-    }
-    return sse.size + sockets.size;
-  };
-  const close = async () => {
-    for (const controller of sse) {
-      try {
-        controller.close();
-      } catch {
-        // the client has gone already
-      }
-    }
-    for (const socket of sockets) socket.close();
-    await server.shutdown();
-  };
-  return { port: server.addr.port, tokens, broadcast, close };
-}
-
-Deno.test("runLoad delivers every message to SSE and WebSocket clients of a tiny server, tokens from a file", async () => {
-  const server = tinyServer(6);
   const tokensFile = await Deno.makeTempFile();
-  await Deno.writeTextFile(tokensFile, "# bench tokens\nt1\n\nt2\r\nt3\n");
+  await Deno.writeTextFile(tokensFile, "t1\nt2\nt3\n");
   try {
     const report = await runLoad({
-      url: `http://127.0.0.1:${server.port}`,
+      url: `http://127.0.0.1:${ceiling.port}`,
       transport: "mix",
-      clients: 6,
+      clients,
       tokensFile,
       rate: 40,
       duration: 0.25,
       warmup: 0,
-      publish: server.broadcast,
+      redis: redis.url,
+      beforePublishing: () => allRegistered.promise,
     });
-    assert.deepEqual(
-      [report.connections.attempted, report.connections.established, report.connections.failed],
-      [6, 6, 0],
-    );
+    assert.equal(report.target.channel, "timeline:public", "the ceiling's channel");
     assert.deepEqual(report.connections.byTransport, {
       sse: { attempted: 3, established: 3 },
       ws: { attempted: 3, established: 3 },
     });
     assert.equal(report.publishing?.published, 10);
-    assert.equal(report.publishing?.minReceivers, 6);
+    assert.equal(report.publishing?.errors, 0);
+    assert.equal(report.publishing?.minReceivers, 1, "Redis had the ceiling subscribed");
+    // A client records each message's marker once, so 60 means all 10 reached each of the 6.
     assert.deepEqual([report.deliveries.expected, report.deliveries.delivered], [60, 60]);
     assert.equal(report.latencyMs.samples, 60);
     assert.equal(report.disconnects.total, 0);
-    assert.deepEqual(
-      server.tokens.toSorted(),
-      ["Bearer t1", "Bearer t2", "Bearer t3", "t1", "t2", "t3"].toSorted(),
-    );
   } finally {
-    await server.close();
     await Deno.remove(tokensFile);
   }
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { LoadReport } from "../../bench/_loadgen_report.ts";
+import type { LoadReport } from "../../bench/loadgen/report.ts";
 import {
   BENCH_AUTHOR,
   expectedDeliveries,
@@ -8,7 +8,7 @@ import {
   seedStatements,
   viewerProfile,
   viewerToken,
-} from "../../bench/_scenario_seed.ts";
+} from "../../bench/scenarios/seed.ts";
 import {
   type Ladder,
   limitingRun,
@@ -18,13 +18,13 @@ import {
   saturation,
   utilisation,
   verdict,
-} from "../../bench/_scenario_analysis.ts";
-import { FULL } from "../../bench/_scenario_plan.ts";
-import { renderResults } from "../../bench/_scenario_render.ts";
-import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/_scenario_report.ts";
-import { parsePubsubClients } from "../../bench/_scenario_samplers.ts";
-import { slowCaseRate } from "../../bench/_scenario_slow_case.ts";
-import { targetRows } from "../../bench/_scenario_targets.ts";
+} from "../../bench/scenarios/analysis.ts";
+import { FULL } from "../../bench/scenarios/plan.ts";
+import { renderResults } from "../../bench/scenarios/render.ts";
+import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/scenarios/report.ts";
+import { parsePubsubClients } from "../../bench/scenarios/samplers.ts";
+import { slowCaseRate } from "../../bench/scenarios/f_slow.ts";
+import { CASES, targetRows } from "../../bench/scenarios/cases.ts";
 import { parseCli } from "../../bench/scenarios.ts";
 import { createMessageFactory } from "../../bench/messages.ts";
 import { compileFilters, matchFilters, searchableText } from "../../src/keyword_filter.ts";
@@ -422,4 +422,19 @@ Deno.test("slowCaseRate leaves headroom for the normal and the slow clients toge
   assert.equal(slowCaseRate({ plan, runs, notes }), 69);
   assert.match(notes[0], /69 msg\/s instead of 100: with 2000 clients/);
   assert.equal(slowCaseRate({ plan, runs: [], notes: [] }), 100, "no ladder: the plan's rate");
+});
+
+Deno.test("every registered case has its own letter, runs in registry order and renders its own section", () => {
+  const ids = CASES.map((c) => c.id);
+  assert.deepEqual(ids, ["a", "b", "c", "d", "e", "f"]);
+  assert.deepEqual((parseCli([]) as { cases: string[] }).cases, ids);
+  const all = sampleRuns();
+  const r = results(all);
+  for (const c of CASES) {
+    const runs = all.filter((run) => run.caseId === c.id);
+    const section = c.section(runs, all, r);
+    assert.match(section[0], new RegExp(`^## ${c.id}\\. `), c.id);
+    assert.ok(c.targets(all).every((t) => t.target.startsWith(`${c.id}. `)), c.id);
+  }
+  assert.ok(renderResults(r).includes(CASES[5].section(all.slice(-2), all, r).join("\n")));
 });

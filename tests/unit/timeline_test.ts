@@ -9,6 +9,7 @@ import {
   parseTimeline,
   redisChannels,
   requiredScopes,
+  sseRequestPath,
   STREAM_NAMES,
   streamFromPath,
   streamLabel,
@@ -474,4 +475,32 @@ Deno.test("every connection listens on its access-token and account system chann
     "timeline:access_token:9",
     "timeline:system:42",
   ]);
+});
+
+Deno.test("sseRequestPath gives the SSE path and query of every stream, and streamFromPath reads it back", async (t) => {
+  const rows: [string, Record<string, unknown>, string][] = [
+    ["user", {}, "/api/v1/streaming/user"],
+    ["user:notification", {}, "/api/v1/streaming/user/notification"],
+    ["public", {}, "/api/v1/streaming/public"],
+    ["public:media", {}, "/api/v1/streaming/public?only_media=true"],
+    ["public:local", {}, "/api/v1/streaming/public/local"],
+    ["public:local:media", {}, "/api/v1/streaming/public/local?only_media=true"],
+    ["public:remote", {}, "/api/v1/streaming/public/remote"],
+    ["public:remote:media", {}, "/api/v1/streaming/public/remote?only_media=true"],
+    ["hashtag", { tag: "Caf\u00e9 Ünï" }, "/api/v1/streaming/hashtag?tag=Caf%C3%A9+%C3%9Cn%C3%AF"],
+    ["hashtag:local", { tag: "Cats" }, "/api/v1/streaming/hashtag/local?tag=Cats"],
+    ["list", { list: "7" }, "/api/v1/streaming/list?list=7"],
+    ["direct", {}, "/api/v1/streaming/direct"],
+  ];
+  deepEqual(rows.map(([stream]) => stream).toSorted(), [...STREAM_NAMES].toSorted());
+  for (const [stream, params, expected] of rows) {
+    await t.step(`${stream} → ${expected}`, () => {
+      const timeline = parseTimeline(stream, params);
+      const path = sseRequestPath(timeline);
+      equal(path, expected);
+      const url = new URL(path, "http://sluice.test");
+      equal(streamFromPath(url.pathname, url.searchParams), stream);
+      deepEqual(parseTimeline(stream, Object.fromEntries(url.searchParams)), timeline);
+    });
+  }
 });

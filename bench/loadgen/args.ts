@@ -1,11 +1,14 @@
 /**
  * The load generator's options: their defaults, the command-line parser and
- * the usage text, plus the stream → request path and Redis channel tables.
- * Pure: reading `--tokens-file` is left to the runner.
+ * the usage text, the request path and Redis channel of a stream (both from
+ * src/timeline.ts's table, the one Sluice serves), and the lines of a
+ * `--tokens-file`. Pure: reading the file is left to the runner.
  *
  * @module
  */
-import type { Author } from "./messages.ts";
+import { RequestError } from "../../src/errors.ts";
+import { parseTimeline, redisChannels, sseRequestPath, type Timeline } from "../../src/timeline.ts";
+import type { Author } from "../messages.ts";
 
 /** How each client connects: EventSource, WebSocket, or alternating. */
 export type TransportChoice = "sse" | "ws" | "mix";
@@ -17,6 +20,8 @@ export interface LoadOptions {
   transport: TransportChoice;
   /** Mastodon stream name (`public`, `public:local`, `hashtag`, `list`, `user`, …). */
   stream: string;
+  /** Account id of the tokens, for the channel of `user`, `user:notification` and `direct`. */
+  account?: string;
   tag?: string;
   list?: string;
   clients: number;
@@ -49,8 +54,8 @@ export interface LoadOptions {
   idle: boolean;
   /** Bytes of each client's read buffer. */
   readBufferBytes: number;
-  /** Replaces Redis: called with each message (the in-process tests use it). */
-  publish?: (message: string) => Promise<unknown>;
+  /** Awaited after the warm-up, before the first message (lets tests wait for the server). */
+  beforePublishing?: () => Promise<void>;
   /** Ends the run early (connecting, warm-up or publishing); a report is still made. */
   signal?: AbortSignal;
   /** Progress lines while the run goes on. */
@@ -84,6 +89,8 @@ export const USAGE = `Usage: deno task bench [options]
   --url URL              streaming server base URL (default http://127.0.0.1:4000)
   --transport sse|ws|mix clients' transport; mix alternates (default sse)
   --stream NAME          stream to listen to (default public); --tag T, --list ID for hashtag/list
+  --account ID           account of the tokens: the channel of user, user:notification and
+                         direct (default 1, token-alice's, when the token is the default)
   --clients N            listening clients (default 1000)
   --ramp-ms MS           spread connecting over MS (default 0: at once, --max-connecting in flight)
   --max-connecting N     connection attempts in flight (default 500)
@@ -97,7 +104,7 @@ export const USAGE = `Usage: deno task bench [options]
   --warmup S             seconds between the last connection and the first message (default 1)
   --drain-ms MS          wait at most MS after the last message for deliveries (default 5000)
   --redis URL            Redis to PUBLISH to (default redis://127.0.0.1:6379)
-  --channel NAME         Redis channel (default: the stream's, e.g. timeline:public)
+  --channel NAME         Redis channel (default: the stream's, e.g. timeline:public, timeline:1)
   --server-pid PID       report that process's RSS and CPU from /proc
   --slow N               extra clients that connect and never read (default 0)
   --idle                 connect, hold for --duration, measure; publish nothing
@@ -113,6 +120,7 @@ const VALUE_FLAGS: Record<string, Setter> = {
   "--stream": (o, v) => o.stream = v,
   "--tag": (o, v) => o.tag = v,
   "--list": (o, v) => o.list = v,
+  "--account": (o, v, f) => o.account = accountId(v, f),
   "--clients": (o, v, f) => o.clients = count(v, f),
   "--ramp-ms": (o, v, f) => o.rampMs = count(v, f),
   "--max-connecting": (o, v, f) => o.maxConnecting = count(v, f, 1),
@@ -159,17 +167,9 @@ export function parseArgs(args: readonly string[]): CommandLine | "help" {
     set(options, value, flag);
   }
   if (options.tokens.length === 0) options.tokens = [...DEFAULT_OPTIONS.tokens];
-  checkStream(options);
+  if (options.idle || options.channel !== undefined) timelineOf(options);
+  else defaultChannel(options);
   return { options, quiet };
-}
-
-function checkStream(options: LoadOptions): void {
-  if (options.stream.startsWith("hashtag") && !options.tag) {
-    throw new RangeError(`--stream ${options.stream} needs --tag`);
-  }
-  if (options.stream === "list" && !options.list) {
-    throw new RangeError("--stream list needs --list");
-  }
 }
 
 function oneOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T {
@@ -181,6 +181,11 @@ function count(value: string, flag: string, min = 0): number {
   const n = Number(value);
   if (value.trim() !== "" && Number.isInteger(n) && n >= min) return n;
   throw new RangeError(`${flag}: expected an integer ≥ ${min}, got "${value}"`);
+}
+
+function accountId(value: string, flag: string): string {
+  if (/^[1-9][0-9]*$/.test(value)) return value;
+  throw new RangeError(`${flag}: expected an account id (digits), got "${value}"`);
 }
 
 function nonNegative(value: string, flag: string): number {
@@ -195,26 +200,66 @@ function positive(value: string, flag: string): number {
   throw new RangeError(`${flag}: expected a number > 0, got "${value}"`);
 }
 
-/** Request path and query for `stream` over SSE or WebSocket (token not included). */
-export function streamPath(
-  options: Pick<LoadOptions, "stream" | "tag" | "list">,
-  transport: "sse" | "ws",
-): string {
-  const params = new URLSearchParams();
-  if (transport === "ws") params.set("stream", options.stream);
-  if (options.tag !== undefined) params.set("tag", options.tag);
-  if (options.list !== undefined) params.set("list", options.list);
-  const query = params.size > 0 ? `?${params}` : "";
-  if (transport === "ws") return `/api/v1/streaming${query}`;
-  return `/api/v1/streaming/${options.stream.replaceAll(":", "/")}${query}`;
+type StreamOptions = Pick<LoadOptions, "stream" | "tag" | "list">;
+
+/** The stream the options name, as src/timeline.ts parses it; RangeError when it is not one. */
+export function timelineOf(options: StreamOptions): Timeline {
+  const { stream, tag, list } = options;
+  if (stream.startsWith("hashtag") && !tag) throw new RangeError(`--stream ${stream} needs --tag`);
+  if (stream === "list" && !list) throw new RangeError("--stream list needs --list");
+  try {
+    return parseTimeline(stream, { tag, list });
+  } catch (error) {
+    if (!(error instanceof RequestError)) throw error;
+    throw new RangeError(`--stream: ${error.message} "${stream}"`);
+  }
 }
 
-/** The Redis channel Rails publishes `stream`'s statuses to (timeline:public when unknown). */
-export function defaultChannel(options: Pick<LoadOptions, "stream" | "tag" | "list">): string {
-  const { stream, tag, list } = options;
-  if (stream.startsWith("public")) return `timeline:${stream}`;
-  if (stream === "hashtag") return `timeline:hashtag:${tag?.toLowerCase()}`;
-  if (stream === "hashtag:local") return `timeline:hashtag:${tag?.toLowerCase()}:local`;
-  if (stream === "list") return `timeline:list:${list}`;
-  return "timeline:public";
+/** Request path and query for the stream over SSE or WebSocket (token not included). */
+export function streamPath(options: StreamOptions, transport: "sse" | "ws"): string {
+  const timeline = timelineOf(options);
+  const sse = new URL(sseRequestPath(timeline), "http://sluice.invalid");
+  if (transport === "sse") return `${sse.pathname}${sse.search}`;
+  const params = new URLSearchParams({ stream: timeline.stream });
+  for (const [name, value] of sse.searchParams) {
+    if (name !== "only_media") params.append(name, value);
+  }
+  return `/api/v1/streaming?${params}`;
+}
+
+/** The account of the default token: token-alice is account 1 in test_data/mastodon-seed.sql. */
+const DEFAULT_TOKEN_ACCOUNT = "1";
+
+type ChannelOptions = StreamOptions & Pick<LoadOptions, "account" | "tokens" | "tokensFile">;
+
+function accountOf(options: ChannelOptions): string {
+  if (options.account !== undefined) return options.account;
+  const [token, ...more] = options.tokens;
+  if (!options.tokensFile && more.length === 0 && token === DEFAULT_OPTIONS.tokens[0]) {
+    return DEFAULT_TOKEN_ACCOUNT;
+  }
+  throw new RangeError(
+    `--stream ${options.stream}: its channel names the tokens' account: give --account ID or --channel NAME`,
+  );
+}
+
+/**
+ * The Redis channel Rails publishes the stream's statuses to, from
+ * src/timeline.ts's table: `timeline:<account>` for `user`, and the
+ * account's notification or direct channel; hashtags normalised as Sluice does.
+ */
+export function defaultChannel(options: ChannelOptions): string {
+  const timeline = timelineOf(options);
+  const personal = timeline.kind === "user" || timeline.kind === "user:notification" ||
+    timeline.kind === "direct";
+  const viewer = { accountId: personal ? accountOf(options) : "", scopes: ["read"] };
+  return redisChannels(timeline, viewer)[0];
+}
+
+/** The tokens of a `--tokens-file`: one per line, blank lines and `#` comments skipped. */
+export function parseTokens(text: string, file: string): string[] {
+  const tokens = text.split(/\r?\n/).map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"));
+  if (tokens.length === 0) throw new RangeError(`--tokens-file: no tokens in ${file}`);
+  return tokens;
 }

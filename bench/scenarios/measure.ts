@@ -2,22 +2,17 @@
  * One scenario run (bench/scenarios.ts): a fresh server under test, the load
  * generator against it while the server's RSS and Redis subscriber are
  * sampled, the server stopped, and the outcome recorded and reported on
- * stderr; plus the context every run shares.
+ * stderr; plus the context every run shares and the load generator
+ * arguments of a publishing run.
  *
  * @module
  */
-import type { LoadReport } from "./_loadgen_report.ts";
-import { rssHalves, runStatus, utilisation } from "./_scenario_analysis.ts";
-import { type Plan, USER_CHANNEL } from "./_scenario_plan.ts";
-import {
-  loadgenWords,
-  runLoadgen,
-  type Services,
-  startTarget,
-  type Target,
-} from "./_scenario_procs.ts";
-import { type CaseId, type RunRecord, type ServerKind, shellJoin } from "./_scenario_report.ts";
-import { sampleRss, watchSubscriber } from "./_scenario_samplers.ts";
+import type { LoadReport } from "../loadgen/report.ts";
+import { rssHalves, runStatus, utilisation } from "./analysis.ts";
+import { PAYLOAD_BYTES, type Plan, USER_CHANNEL } from "./plan.ts";
+import { loadgenWords, runLoadgen, type Services, startTarget, type Target } from "./procs.ts";
+import { type CaseId, type RunRecord, type ServerKind, shellJoin } from "./report.ts";
+import { sampleRss, watchSubscriber } from "./samplers.ts";
 
 /** What every run needs. */
 export interface Context extends Services {
@@ -45,6 +40,27 @@ export interface RunSpec {
   watch?: boolean;
   /** Deliveries expected given the seeded filters (case c). */
   expected?: (report: LoadReport) => number;
+}
+
+/** A number as a command-line argument. */
+export function num(value: number): string {
+  return String(value);
+}
+
+/** Load generator arguments of a publishing run: transport, clients, rate and timings. */
+export function publishArgs(
+  ctx: Pick<Context, "plan">,
+  transport: string,
+  clients: number,
+  rate: number,
+  duration = ctx.plan.duration,
+): string[] {
+  const { warmup, drainMs } = ctx.plan;
+  return [
+    ...["--transport", transport, "--clients", num(clients), "--rate", num(rate)],
+    ...["--payload-bytes", num(PAYLOAD_BYTES), "--duration", num(duration)],
+    ...["--warmup", num(warmup), "--drain-ms", num(drainMs)],
+  ];
 }
 
 /** A progress line on stderr, with the time since the start. */

@@ -1,12 +1,12 @@
 /**
- * Markdown building blocks of bench/RESULTS.md (bench/_scenario_render.ts):
+ * Markdown building blocks of bench/RESULTS.md (bench/scenarios/render.ts):
  * how a figure reads in a cell (a dash when it was not measured), tables,
  * the block of load generator command lines under each case, and finding
  * the Sluice and ceiling runs that share a row. Pure: no I/O, no clock.
  *
  * @module
  */
-import type { RunRecord, ServerKind } from "./_scenario_report.ts";
+import type { RunRecord, ServerKind } from "./report.ts";
 
 /** What a cell shows for a figure that was not measured. */
 export const DASH = "–";

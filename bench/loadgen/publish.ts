@@ -8,11 +8,11 @@
  *
  * @module
  */
-import { parseRedisUrl } from "../src/config.ts";
-import { silentLogger } from "../src/log.ts";
-import { RedisClient } from "../src/redis.ts";
-import { nowMicros } from "./_loadgen_client.ts";
-import type { MessageFactory } from "./messages.ts";
+import { parseRedisUrl } from "../../src/config.ts";
+import { silentLogger } from "../../src/log.ts";
+import { RedisClient } from "../../src/redis.ts";
+import { nowMicros } from "./client.ts";
+import type { MessageFactory } from "../messages.ts";
 
 /** Sends one message; resolves with whatever the transport answers. */
 export type PublishFn = (message: string) => Promise<unknown>;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { MARKER_DIGITS, MARKER_PREFIX } from "./messages.ts";
+import { MARKER_DIGITS, MARKER_PREFIX } from "../messages.ts";
 
 const PREFIX = new TextEncoder().encode(MARKER_PREFIX);
 const MARKER_LENGTH = PREFIX.length + MARKER_DIGITS;

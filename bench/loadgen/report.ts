@@ -5,12 +5,12 @@
  *
  * @module
  */
-import type { LoadOptions } from "./_loadgen_args.ts";
-import type { LoadStats, StreamClient, Transport } from "./_loadgen_client.ts";
-import { percentileOf } from "./_loadgen_histogram.ts";
-import { failureCounts, type SlowOutcome } from "./_loadgen_pool.ts";
-import type { RunMeters } from "./_loadgen_proc.ts";
-import type { PublishResult } from "./_loadgen_publish.ts";
+import type { LoadOptions } from "./args.ts";
+import type { LoadStats, StreamClient, Transport } from "./client.ts";
+import { percentileOf } from "./histogram.ts";
+import { failureCounts, type SlowOutcome } from "./pool.ts";
+import type { RunMeters } from "./proc.ts";
+import type { PublishResult } from "./publish.ts";
 
 /** Latency or duration percentiles in ms (null when there were no samples). */
 export interface Percentiles {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RunRecord } from "./_scenario_report.ts";
+import type { RunRecord } from "./report.ts";
 
 const RSS_SAMPLE_MS = 250;
 

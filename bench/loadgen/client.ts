@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { Histogram } from "./_loadgen_histogram.ts";
-import { type HttpHead, HttpResponseReader, MarkerScanner } from "./_loadgen_scan.ts";
-import { encodeClientFrame, Opcode, randomKey, WsFrameParser } from "./_loadgen_ws.ts";
+import { Histogram } from "./histogram.ts";
+import { type HttpHead, HttpResponseReader, MarkerScanner } from "./scan.ts";
+import { encodeClientFrame, Opcode, randomKey, WsFrameParser } from "./ws.ts";
 
 /** One client's wire protocol. */
 export type Transport = "sse" | "ws";

@@ -7,16 +7,16 @@
  *
  * @module
  */
-import type { PostgresServer } from "../scripts/postgres_server.ts";
-import type { RedisServer } from "../scripts/redis_server.ts";
-import type { LoadReport } from "./_loadgen_report.ts";
-import { USER_CHANNEL, VIEWERS } from "./_scenario_plan.ts";
-import { type ScenarioResults, type ServerKind, shellJoin } from "./_scenario_report.ts";
-import { PhaseClock } from "./_scenario_samplers.ts";
-import { freePort } from "../scripts/free_port.ts";
+import type { PostgresServer } from "../../scripts/postgres_server.ts";
+import type { RedisServer } from "../../scripts/redis_server.ts";
+import type { LoadReport } from "../loadgen/report.ts";
+import { USER_CHANNEL, VIEWERS } from "./plan.ts";
+import { type ScenarioResults, type ServerKind, shellJoin } from "./report.ts";
+import { PhaseClock } from "./samplers.ts";
+import { freePort } from "../../scripts/free_port.ts";
 
 /** The repository root: the working directory of every process started. */
-export const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+export const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const NOFILE = 20_000;
 const SERVER_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-sys"];
 const LOADGEN_PERMISSIONS = [
@@ -201,7 +201,7 @@ export function commandTemplates(ctx: Services): ScenarioResults["commands"] {
     services: `redis-server --port ${ctx.redis.port} --bind 127.0.0.1 --save '' --appendonly no` +
       ` (scripts/redis_server.ts)\npostgres -p ${ctx.pg.port} -c fsync=off … ` +
       `(scripts/postgres_server.ts: test_data/mastodon-schema.sql + mastodon-seed.sql, then ` +
-      `${VIEWERS} viewers from bench/_scenario_seed.ts)` +
+      `${VIEWERS} viewers from bench/scenarios/seed.ts)` +
       (ctx.pinned ? "; both inherit the scenario process's pinning to core 1" : ""),
   };
 }

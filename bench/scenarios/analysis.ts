@@ -2,12 +2,13 @@
  * Verdicts drawn from the scenario runs (bench/scenarios.ts): whether a
  * publishing run kept up and if not why, the next rate of a saturation
  * ladder, the saturation point and what stopped it, CPU utilisation and who
- * ran out of it, the per-case figures the targets are checked against, and
- * "met" or "missed by N %" against a target. Pure: no I/O, no clock.
+ * ran out of it, case b's saturation (which cases c and f start from), the
+ * RSS halves of a window, and "met" or "missed by N %" against a target.
+ * Pure: no I/O, no clock.
  *
  * @module
  */
-import type { RunRecord, ServerKind } from "./_scenario_report.ts";
+import type { RunRecord, ServerKind } from "./report.ts";
 
 /** How a fan-out run ended, best first. */
 export type RunStatus =
@@ -190,41 +191,6 @@ export function unfilteredSaturation(runs: readonly RunRecord[]) {
     ceiling: of("ceiling", transport),
   }));
 }
-
-/** Saturation of case c per transport. */
-export function filteredSaturation(runs: readonly RunRecord[]) {
-  return (["sse", "ws"] as const).map((transport) => ({
-    transport,
-    filtered: saturation(runs.filter((r) => r.caseId === "c" && r.transport === transport)),
-  }));
-}
-
-/** Case f figures per transport and server: with and without slow clients. */
-export function slowPairs(runs: readonly RunRecord[]) {
-  const f = runs.filter((run) => run.caseId === "f");
-  return [...new Set(f.map((run) => `${run.server}|${run.transport}`))].map((key) => {
-    const [server, transport] = key.split("|") as [ServerKind, RunRecord["transport"]];
-    const slow = f.find((r) =>
-      r.server === server && r.transport === transport && r.variant === "slow"
-    );
-    const plain = f.find((r) =>
-      r.server === server && r.transport === transport && r.variant === ""
-    );
-    const halves = slow?.rssHalves;
-    return {
-      server,
-      transport,
-      slow,
-      plain,
-      /** RSS growth from the first to the second half of publishing (≤ 5 %: a plateau). */
-      growth: halves && halves.first > 0 ? halves.second / halves.first - 1 : null,
-      p99Ratio: ratio(slow?.report?.latencyMs.p99, plain?.report?.latencyMs.p99),
-    };
-  });
-}
-
-/** RSS growth over the second half of publishing that still counts as a plateau. */
-export const PLATEAU_GROWTH = 0.05;
 
 /**
  * The largest RSS sampled in the first and in the second half of a window

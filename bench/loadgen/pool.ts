@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { type LoadOptions, streamPath } from "./_loadgen_args.ts";
-import { type ClientSpec, LoadStats, StreamClient, type Transport } from "./_loadgen_client.ts";
-import { sleep } from "./_loadgen_publish.ts";
+import { type LoadOptions, streamPath } from "./args.ts";
+import { type ClientSpec, LoadStats, StreamClient, type Transport } from "./client.ts";
+import { sleep } from "./publish.ts";
 
 /** Host, port and TLS of the server, from its base URL. */
 export interface Target {

@@ -2,17 +2,17 @@
  * The record of a scenario run (bench/scenarios.ts): what one load generator
  * run recorded, the machine, and everything written to bench/RESULTS.md and
  * the `--json` output, plus how command lines are recorded as shell text.
- * Verdicts live in bench/_scenario_analysis.ts, the Markdown in
- * bench/_scenario_render.ts. Pure: no I/O, no clock.
+ * Verdicts live in bench/scenarios/analysis.ts, the Markdown in
+ * bench/scenarios/render.ts. Pure: no I/O, no clock.
  *
  * @module
  */
-import type { LoadReport } from "./_loadgen_report.ts";
+import type { LoadReport } from "../loadgen/report.ts";
 
 /** The two servers under test. */
 export type ServerKind = "sluice" | "ceiling";
-/** The standard cases, a to f. */
-export type CaseId = "a" | "b" | "c" | "d" | "e" | "f";
+/** The letter of a standard case (bench/scenarios/cases.ts): "a" to "f". */
+export type CaseId = string;
 
 /** One load generator run against a fresh server process. */
 export interface RunRecord {

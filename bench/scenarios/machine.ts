@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { ROOT } from "./_scenario_procs.ts";
-import type { MachineInfo } from "./_scenario_report.ts";
+import { ROOT } from "./procs.ts";
+import type { MachineInfo } from "./report.ts";
 
 async function text(program: string, args: string[]): Promise<string> {
   const output = await new Deno.Command(program, {

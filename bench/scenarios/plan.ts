@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { Ladder } from "./_scenario_analysis.ts";
+import type { Ladder } from "./analysis.ts";
 
-/** Viewers seeded for cases c and e (bench/_scenario_seed.ts). */
+/** Viewers seeded for cases c and e (bench/scenarios/seed.ts). */
 export const VIEWERS = 1000;
 /** Payload of every published status, in bytes. */
 export const PAYLOAD_BYTES = 1500;

@@ -2,16 +2,15 @@
  * bench/RESULTS.md as Markdown from the results of a scenario run
  * (bench/scenarios.ts): the machine, the setup (command templates, pinning,
  * Redis's output-buffer limit, notes), the targets with Mastodon's figures
- * for context, then one section per case that ran. Pure: no I/O, no clock.
+ * for context, then the section of each case that ran (each case renders
+ * its own, bench/scenarios/cases.ts). Pure: no I/O, no clock.
  *
  * @module
  */
-import { dropped } from "./_scenario_analysis.ts";
-import { sectionB, sectionC } from "./_scenario_fanout_sections.ts";
-import type { CaseId, RunRecord, ScenarioResults } from "./_scenario_report.ts";
-import { sectionA, sectionD, sectionE, sectionF } from "./_scenario_sections.ts";
-import { table } from "./_scenario_tables.ts";
-import { targetRows } from "./_scenario_targets.ts";
+import { dropped } from "./analysis.ts";
+import { caseById, targetRows } from "./cases.ts";
+import type { ScenarioResults } from "./report.ts";
+import { table } from "./tables.ts";
 
 /** bench/RESULTS.md. */
 export function renderResults(results: ScenarioResults): string {
@@ -97,18 +96,6 @@ const MASTODON_REFERENCE = [
   ["5,000 connections at once", "3.5–8.5 s"],
 ];
 
-const SECTIONS: Record<
-  CaseId,
-  (runs: RunRecord[], all: RunRecord[], r: ScenarioResults) => string[]
-> = {
-  a: (runs) => sectionA(runs),
-  b: (runs) => sectionB(runs),
-  c: sectionC,
-  d: (runs) => sectionD(runs),
-  e: (runs) => sectionE(runs),
-  f: (runs) => sectionF(runs),
-};
-
 function renderCases(results: ScenarioResults): string[] {
   const targets = targetRows(results.runs);
   const lines = [
@@ -124,7 +111,9 @@ function renderCases(results: ScenarioResults): string[] {
   ];
   for (const caseId of results.cases) {
     const runs = results.runs.filter((run) => run.caseId === caseId);
-    lines.push(...SECTIONS[caseId](runs, results.runs, results));
+    const section = caseById(caseId)?.section(runs, results.runs, results);
+    if (section === undefined) throw new RangeError(`No scenario case "${caseId}"`);
+    lines.push(...section);
   }
   return lines;
 }
