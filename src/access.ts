@@ -19,7 +19,7 @@ import {
   type Timeline,
 } from "./timeline.ts";
 
-/** The `view live and topic feeds` role permission (§6.2). */
+/** The `view live and topic feeds` role permission (docs/protocol.md §8.2). */
 export const PERMISSION_VIEW_FEEDS = 0x100000;
 
 /** A stream a viewer may receive, with everything needed to deliver it. */
@@ -46,7 +46,7 @@ export class Access {
   }
 
   /**
-   * Resolves `stream` with its parameters for `viewer` (§2.3, §3.2, §3.3, §6.2).
+   * Resolves `stream` with its parameters for `viewer` (docs/protocol.md §2.3, §3.2–§3.5, §8.2).
    * Throws RequestError/AuthenticationError with Mastodon's messages; other
    * errors (database) mean 500. `checkScopes: false` is for unsubscribe.
    */

@@ -23,7 +23,7 @@ export interface FoundToken {
 const BEARER = /^Bearer /;
 
 /**
- * The token of a request (§2.1): `Authorization` (minus a leading `Bearer `),
+ * The token of a request (docs/protocol.md §2.1): `Authorization` (minus a leading `Bearer `),
  * else `access_token` from the query, else the raw `Sec-WebSocket-Protocol`.
  * A repeated `access_token` yields no usable token (Mastodon's lookup fails).
  */

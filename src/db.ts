@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import type { FilterRow } from "./keyword_filter.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** The row behind an access token (§2.2). */
+/** The row behind an access token (docs/protocol.md §2.2). */
 export interface TokenRow {
   accessTokenId: string;
   accountId: string;
@@ -46,10 +46,10 @@ export interface FilterDatabase {
   /**
    * Viewers who block the author or a mentioned account, whom the author
    * blocks, who mute the author or a mentioned account, or who block the
-   * author's domain (§6.3), in one query for all viewers.
+   * author's domain (docs/protocol.md §8.4), in one query for all viewers.
    */
   excludedViewers(query: RelationshipQuery): Promise<string[]>;
-  /** The unexpired keyword filters of these accounts (§6.4), in one query. */
+  /** The unexpired keyword filters of these accounts (docs/protocol.md §8.5), in one query. */
   filterRows(accountIds: readonly string[]): Promise<AccountFilterRow[]>;
 }
 
@@ -59,7 +59,7 @@ export interface Database extends FilterDatabase {
   tokenRows(tokens: readonly string[]): Promise<Map<string, TokenRow>>;
   /** Whether the list exists and belongs to the account (any error: false). */
   ownsList(listId: unknown, accountId: string): Promise<boolean>;
-  /** The feed-access settings of a feed kind (§6.2). */
+  /** The feed-access settings of a feed kind (docs/protocol.md §8.2). */
   feedAccess(kind: "public" | "hashtag"): Promise<FeedAccess>;
   /** Resolves when PostgreSQL answers. */
   ping(): Promise<void>;

@@ -1,6 +1,6 @@
 /**
  * Per-viewer filtering of `update` / `status.update` on public and hashtag
- * streams (spec §6), shared by SSE and WebSocket. For each event the facts
+ * streams (docs/protocol.md §8), shared by SSE and WebSocket. For each event the facts
  * that need PostgreSQL are fetched once for every viewer of the channel
  * ({@link EventFilter.prepare}); the decision per viewer is the pure
  * {@link decide}. filter.ts never touches a socket.
@@ -118,7 +118,7 @@ export function statusFacts(payload: unknown): StatusFacts | undefined {
   };
 }
 
-/** The checks that need no database: feed access and language (§6.1 a–b). */
+/** The checks that need no database: feed access and language (docs/protocol.md §8.2, §8.3). */
 function precheck(status: StatusFacts, viewer: FilterViewer): DropReason | undefined {
   if (status.local ? viewer.access.localDisabled : viewer.access.remoteDisabled) {
     return "feed_access";

@@ -1,5 +1,5 @@
 /**
- * Keyword (custom) filters for public and hashtag `update` events (spec §6.4):
+ * Keyword (custom) filters for public and hashtag updates (docs/protocol.md §8.5, §8.6):
  * the searchable text of a status, the per-filter regular expressions built
  * from the viewer's filter rows, and the `filtered` array those produce
  * (event.ts appends it to the payload's JSON text without re-serialising it).
@@ -17,7 +17,7 @@ export interface StatusLike {
   media_attachments?: unknown;
 }
 
-/** One row of the §6.4 filter query (a filter joined with one of its keywords). */
+/** One row of the filter query of docs/protocol.md §8.5 (a filter joined with one keyword). */
 export interface FilterRow {
   id: string;
   title: string;
@@ -60,7 +60,7 @@ function mapArray(value: unknown, f: (item: unknown) => string): string[] {
   return Array.isArray(value) ? value.map(f) : [];
 }
 
-/** The raw (HTML) parts of a status, in §6.4 order, non-strings as "". */
+/** The raw (HTML) parts of a status in docs/protocol.md §8.6 order, non-strings as "". */
 function htmlParts(status: unknown): string[] {
   if (!isObject(status)) return ["", ""];
   const poll = status.poll;
@@ -90,7 +90,7 @@ function textContent(root: ParentNode): string {
   return parts.join("");
 }
 
-/** The text keyword filters are matched against (§6.4); never throws, whatever the payload holds. */
+/** The text keyword filters match against (docs/protocol.md §8.6); never throws on odd payloads. */
 export function searchableText(status: StatusLike): string {
   const html = htmlParts(status).join("\n\n")
     .replace(BR_TAG, "\n")

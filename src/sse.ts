@@ -70,7 +70,7 @@ export class SseClient extends Client {
   }
 }
 
-/** Headers of a successful SSE response (§1.7). */
+/** Headers of a successful SSE response (docs/protocol.md §5.1). */
 export function sseHeaders(requestId: string): Headers {
   return new Headers({
     "Access-Control-Allow-Origin": "*",

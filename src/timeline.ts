@@ -2,7 +2,7 @@
  * The stream-name ↔ Redis-channel table: SSE paths and stream names, their
  * parameters and validation, hashtag normalisation, the Redis channels of a
  * subscription, scopes per stream and the labels clients and metrics see
- * (spec §1.4, §2.3, §3.1–§3.4, §4.3, §4.5, §7, §9).
+ * (docs/protocol.md §1.4, §2.3, §3.1–§3.4, §6.3, §6.5, §7, §10.3).
  * Pure functions only: timeline.ts never does I/O, never touches Redis,
  * PostgreSQL or a socket, and never applies `REDIS_NAMESPACE`.
  *
@@ -10,7 +10,7 @@
  */
 import { RequestError } from "./errors.ts";
 
-/** The twelve stream names of upstream Mastodon (§3.1). */
+/** The twelve stream names of upstream Mastodon (docs/protocol.md §3.1). */
 export const STREAM_NAMES = [
   "user",
   "user:notification",
@@ -32,12 +32,12 @@ export type StreamName = (typeof STREAM_NAMES)[number];
 /** The public stream names (`public`, `public:local:media`, …). */
 export type PublicStreamName = Extract<StreamName, `public${string}`>;
 
-/** The metrics `channel` label of the two per-connection system channels (§7, §9). */
+/** Metrics `channel` label of every connection's system channels (docs/protocol.md §7, §10.3). */
 const SYSTEM_LABEL = "system";
 
 const isFeed = (name: StreamName) => name.startsWith("public") || name.startsWith("hashtag");
 
-/** Every `channel` label of `connected_channels`, in Mastodon's order: system, personal, feeds (§9). */
+/** Every `channel` label of `connected_channels`: system, personal, feeds (docs/protocol.md §10.3). */
 export const METRICS_CHANNEL_LABELS: readonly string[] = Object.freeze([
   SYSTEM_LABEL,
   ...STREAM_NAMES.filter((name) => !isFeed(name)),
@@ -72,7 +72,7 @@ export type Timeline =
 
 const FALSE_VALUES: readonly unknown[] = [false, 0, "0", "f", "F", "false", "FALSE", "off", "OFF"];
 
-/** Mastodon's `isTruthy`: a truthy value that is not one of its "false" spellings (§1.4). */
+/** Mastodon's `isTruthy`: truthy and not one of its "false" spellings (docs/protocol.md §1.4). */
 export function isTruthy(value: unknown): boolean {
   return Boolean(value) && !FALSE_VALUES.includes(value);
 }
@@ -90,7 +90,7 @@ const SSE_PATHS: ReadonlyMap<string, readonly [StreamName, StreamName?]> = new M
 ]);
 
 /**
- * The stream an SSE path asks for, or `undefined` for any other path (§1.4).
+ * The stream an SSE path asks for, or `undefined` for any other path (docs/protocol.md §1.4).
  * Exact and case-sensitive; `only_media` picks the media variants.
  */
 export function streamFromPath(path: string, query: URLSearchParams): StreamName | undefined {
@@ -112,7 +112,7 @@ const FOLDABLE = new RegExp(`[${FOLD_FROM}]`, "g");
 const NOT_HASHTAG_CHAR = /[^\p{L}\p{N}_\u00b7\u200c]/gu;
 
 /**
- * The tag as it appears in a Redis channel name (§3.4): NFKC, lower case,
+ * The tag as it appears in a Redis channel name (docs/protocol.md §3.4): NFKC, lower case,
  * ASCII folding, then only letters, numbers, `_`, U+00B7 and U+200C kept.
  */
 export function normalizeHashtag(tag: string): string {
@@ -133,7 +133,7 @@ function isStreamName(value: unknown): value is StreamName {
 }
 
 /**
- * Validates a stream name and its parameters (§3.3). Throws RequestError
+ * Validates a stream name and its parameters (docs/protocol.md §3.3). Throws RequestError
  * with Mastodon's messages; a truthy non-string `tag` throws TypeError (500).
  */
 export function parseTimeline(stream: unknown, params: Record<string, unknown>): Timeline {
@@ -174,12 +174,12 @@ function tagParam(tag: unknown): string {
   return tag;
 }
 
-/** Whether a token with these scopes receives notifications on `user` (§3.2). */
+/** Whether a token with these scopes receives notifications on `user` (docs/protocol.md §3.2). */
 function readsNotifications(scopes: readonly string[]): boolean {
   return scopes.includes("read") || scopes.includes("read:notifications");
 }
 
-/** The Redis channels (without namespace) a subscription listens on (§3.2). */
+/** The Redis channels (without namespace) a subscription listens on (docs/protocol.md §3.2). */
 export function redisChannels(
   timeline: Timeline,
   viewer: { readonly accountId: string; readonly scopes: readonly string[] },
@@ -206,18 +206,18 @@ export function redisChannels(
 const NOTIFICATION_SCOPES: readonly string[] = Object.freeze(["read", "read:notifications"]);
 const STATUS_SCOPES: readonly string[] = Object.freeze(["read", "read:statuses"]);
 
-/** The scopes of which a token needs one for a stream, unknown names included (§2.3). */
+/** Scopes of which a token needs one, for any stream name (docs/protocol.md §2.3). */
 export function requiredScopes(stream: unknown): readonly string[] {
   return firstParam(stream) === "user:notification" ? NOTIFICATION_SCOPES : STATUS_SCOPES;
 }
 
-/** Whether a token's scopes include one of {@link requiredScopes} (§2.3). */
+/** Whether a token's scopes include one of {@link requiredScopes} (docs/protocol.md §2.3). */
 export function hasRequiredScope(scopes: readonly string[], stream: unknown): boolean {
   const required = requiredScopes(stream);
   return scopes.some((scope) => required.includes(scope));
 }
 
-/** JSON text of the WebSocket `stream` array, with the client's own tag and list (§4.5). */
+/** JSON of the WebSocket `stream` label, client's own tag and list (docs/protocol.md §6.5). */
 export function streamLabel(timeline: Timeline): string {
   switch (timeline.kind) {
     case "hashtag":
@@ -229,17 +229,17 @@ export function streamLabel(timeline: Timeline): string {
   }
 }
 
-/** Channels joined with `;`: two subscriptions with the same key are the same (§4.3). */
+/** Channels joined with `;`: equal keys are one subscription (docs/protocol.md §3.2). */
 export function subscriptionKey(channels: readonly string[]): string {
   return channels.join(";");
 }
 
-/** The feed kind of streams filtered per viewer (§6.1, §6.2), else `undefined`. */
+/** The feed kind of streams filtered per viewer (docs/protocol.md §8.1), else `undefined`. */
 export function feedKind(timeline: Timeline): "public" | "hashtag" | undefined {
   return timeline.kind === "public" || timeline.kind === "hashtag" ? timeline.kind : undefined;
 }
 
-/** The two system channels every connection listens on (§7). */
+/** The two system channels every connection listens on (docs/protocol.md §7). */
 export function systemChannels(
   viewer: { readonly accessTokenId: string; readonly accountId: string },
 ): [string, string] {
@@ -247,7 +247,7 @@ export function systemChannels(
 }
 
 /**
- * The SSE path and query that ask for `timeline` (§1.4), the inverse of
+ * The SSE path and query that ask for `timeline` (docs/protocol.md §1.4), the inverse of
  * {@link streamFromPath}: `only_media=true` picks a media variant, and the
  * client's own `tag` or `list` goes along.
  */

@@ -1,5 +1,5 @@
 /**
- * WebSocket sessions (§4): the upgrade, `?stream=` on connect, subscribe and
+ * WebSocket sessions (docs/protocol.md §6): the upgrade, `?stream=` on connect, subscribe and
  * unsubscribe messages, error frames, binary frames, `kill`, and a bounded
  * send buffer. The session talks to a small {@link ClientPort} so its logic
  * is tested with a fake; `websocket_upgrade.ts` adapts Deno's WebSocket to it.
@@ -13,7 +13,7 @@ import { describeError } from "./errors.ts";
 import type { StreamEvent } from "./event.ts";
 import type { Logger } from "./log.ts";
 
-/** The reason Mastodon gives when it closes on a binary frame (§4.2). */
+/** The reason Mastodon gives when it closes on a binary frame (docs/protocol.md §6.2). */
 export const BINARY_REASON = "The mastodon streaming server does not support binary messages";
 /** Close code for a client whose send buffer overflowed ("try again later"). */
 export const OVERLOADED = 1013;
@@ -74,7 +74,7 @@ export class WebSocketSession extends Client {
     this.#checkEvery = Math.max(1, Math.min(CHECK_EVERY_CHARS, context.clientQueueBytes >> 3));
   }
 
-  /** Subscribes the `stream` of the upgrade URL, if any (§4.1 step 4), before any frame. */
+  /** Subscribes the upgrade URL's `stream`, if any, before any frame (docs/protocol.md §6.1). */
   start(query: URLSearchParams): Promise<void> {
     const stream = query.get("stream");
     if (stream === null) return this.#inbox;
@@ -134,7 +134,7 @@ export class WebSocketSession extends Client {
     else if (type === "unsubscribe") await this.requestUnsubscribe(stream, params);
   }
 
-  /** §4.3: scopes, resolution, duplicates ignored, errors as frames. */
+  /** Scopes, resolution, duplicates ignored, errors as frames (docs/protocol.md §6.3). */
   async requestSubscribe(stream: unknown, params: Record<string, unknown>): Promise<void> {
     try {
       this.subscribe(await this.#access.resolve(this.viewer, stream, params));
@@ -145,7 +145,7 @@ export class WebSocketSession extends Client {
     }
   }
 
-  /** §4.4: re-resolve without scopes; unknown subscriptions are a silent no-op. */
+  /** Re-resolves without scopes; unknown ones are a silent no-op (docs/protocol.md §6.4). */
   async requestUnsubscribe(stream: unknown, params: Record<string, unknown>): Promise<void> {
     try {
       const resolved = await this.#access.resolve(this.viewer, stream, params, {

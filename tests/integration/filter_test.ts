@@ -1,6 +1,6 @@
 /**
  * Per-viewer filtering against a real PostgreSQL and redis-server, over SSE
- * and WebSocket (spec §6, issue: one database round trip per event).
+ * and WebSocket (docs/protocol.md §8; one round trip per event: docs/compatibility.md §2.4).
  */
 import assert from "node:assert/strict";
 import { SseReader, WsClient } from "../_support/clients.ts";

@@ -1,5 +1,5 @@
 /**
- * SSE against a real redis-server, PostgreSQL and HTTP client (spec §13).
+ * SSE against a real redis-server, PostgreSQL and HTTP client (docs/protocol.md §5).
  */
 import assert from "node:assert/strict";
 import { rawExchange, SseReader } from "../_support/clients.ts";

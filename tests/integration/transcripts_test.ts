@@ -1,7 +1,7 @@
 /**
  * Sluice replays Mastodon's recorded transcripts (test_data/transcripts/,
  * recorded from Mastodon 4.5's streaming server) and must send the same
- * bytes. Only what compat-decisions.md lets differ is normalised away:
+ * bytes. Only what docs/compatibility.md lets differ is normalised away:
  * `Date`, `X-Request-Id` values (the header itself must be there),
  * `X-Powered-By`, `Keep-Alive`/`Connection` values (except on a 101),
  * header case and order, chunk boundaries and Content-Length framing; and
@@ -33,7 +33,7 @@ import {
 interface Case {
   /** The transcript's file name stem, e.g. `03-no-token`. */
   name: string;
-  /** What Sluice sends instead of Mastodon's bytes, where compat-decisions allows it. */
+  /** What Sluice sends instead of Mastodon's bytes, where docs/compatibility.md allows it. */
   sluice?: (mastodon: Exchange) => Exchange;
   /** Compare `data:` payloads by parsed value (Mastodon re-serialised them). */
   jsonPayloads?: true;
@@ -361,7 +361,7 @@ function sameDataValue(actual: string, expected: string): boolean {
   }
 }
 
-/** Case 19: Express's HTML 404 becomes `404 {"error":"Not found"}` (compat-decisions "Left out"). */
+/** Case 19: Express's HTML 404 becomes `404 {"error":"Not found"}` (docs/compatibility.md §3.1). */
 function jsonNotFound(mastodon: Exchange): Exchange {
   assert.match(mastodon.body, /<pre>Cannot POST \/api\/v1\/streaming\/public<\/pre>/);
   const html = new Set(["content-security-policy", "x-content-type-options", "content-type"]);

@@ -1,5 +1,5 @@
 /**
- * WebSocket against a real redis-server, PostgreSQL and WebSocket client (spec §4, §13).
+ * WebSocket against a real redis-server, PostgreSQL and WebSocket client (docs/protocol.md §6).
  */
 import assert from "node:assert/strict";
 import { rawExchange, WsClient } from "../_support/clients.ts";
