@@ -61,6 +61,7 @@ Deno.test("SIGTERM closes WebSockets with 1001, ends SSE streams and exits 0", a
   child.kill("SIGTERM");
   assert.equal((await ws.closed()).code, 1001);
   await sse.end();
+  assert.equal(sse.error, undefined, "the SSE response was ended, not cut");
   const { code } = await child.output();
   assert.equal(code, 0);
   await services.close();
