@@ -9,7 +9,7 @@
 const decoder = new TextDecoder();
 
 /** Resolves when `check()` becomes true after one of the `notify` calls. */
-class Waiters {
+export class Waiters {
   #waiters: Array<() => void> = [];
   notify(): void {
     const waiters = this.#waiters;
