@@ -118,7 +118,7 @@ async function readUntilClosed(
   conn: Deno.Conn,
   limits: { timeoutMs: number; maxBytes: number },
 ): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
   const buffer = new Uint8Array(1 << 16);
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -128,7 +128,7 @@ async function readUntilClosed(
   try {
     for (;;) {
       const n = await Promise.race([conn.read(buffer).catch(() => null), timeout]);
-      if (n === null) return concat(chunks); // EOF, or reset by the server
+      if (n === null) return new Uint8Array(await new Blob(chunks).arrayBuffer()); // EOF or reset
       if (n === "timeout") throw new Error(`still open after ${limits.timeoutMs} ms`);
       chunks.push(buffer.slice(0, n));
       size += n;
@@ -144,16 +144,6 @@ async function readUntilClosed(
   } finally {
     clearTimeout(timer);
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 Deno.test("SSE heartbeats are :thump comments on one shared timer", async () => {
