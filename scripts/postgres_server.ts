@@ -28,7 +28,9 @@ export interface PostgresServer {
   query(sql: string): Promise<string>;
   /** Stops the server and removes its directory; safe to call twice. */
   stop(): Promise<void>;
-  /** Stops the server and starts it again on the same port with the same data. */
+  /** Stops the server, keeping its port and data, until `restart()`; for outage tests. */
+  halt(): Promise<void>;
+  /** Stops the server (unless halted) and starts it again on the same port with the same data. */
   restart(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -125,6 +127,10 @@ class ThrowawayPostgres implements PostgresServer {
 
   query(sql: string): Promise<string> {
     return this.#psql(DATABASE, ["-c", sql]);
+  }
+
+  halt(): Promise<void> {
+    return this.#shutdown();
   }
 
   async restart(): Promise<void> {

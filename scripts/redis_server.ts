@@ -14,7 +14,9 @@ export interface RedisServer {
   url: string;
   /** Stops the server (SIGTERM) and waits for it to exit. */
   stop(): Promise<void>;
-  /** Stops the server and starts it again, empty, on the same port. */
+  /** Stops the server, keeping its port, until `restart()`; for outage tests. */
+  halt(): Promise<void>;
+  /** Stops the server (unless halted) and starts it again, empty, on the same port. */
   restart(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -56,6 +58,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     port,
     url: `redis://127.0.0.1:${port}`,
     stop,
+    halt,
     async restart() {
       await halt();
       running = await spawn(args, port);

@@ -1,16 +1,23 @@
 /**
  * Mastodon's streaming environment variables → one frozen Config.
  *
- * Owns the variable names, their defaults (production and development), the
- * `.env` / `.env.production` loading rule and dotenv syntax. `parseConfig` is
- * pure and reads only through the getter it is given; `loadConfig` is the only
- * place in the project that touches `Deno.env`. This module never opens a
- * connection and never logs: errors are `ConfigError`s whose one-line message
- * names the variable and the bad value (never a password).
+ * Owns the variable names, their defaults (production and development) and
+ * what each value may be; env files are read by `_env_file.ts` and connection
+ * URLs split by `_connection_url.ts`. `parseConfig` is pure and reads only
+ * through the getter it is given; `loadConfig` is the only place in the
+ * project that touches `Deno.env`. This module never opens a connection and
+ * never logs: errors are `ConfigError`s whose one-line message names the
+ * variable and the bad value (never a password).
  *
  * @module
  */
+import { splitUrl } from "./_connection_url.ts";
+import { environment, type Getter, type TextFileReader } from "./_env_file.ts";
+import { ConfigError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+export { ConfigError } from "./errors.ts";
+export type { Getter, TextFileReader } from "./_env_file.ts";
 
 /** Where to listen. */
 export type Listen =
@@ -73,20 +80,6 @@ export interface Config {
   /** Names of obsolete variables that were set (logged once, otherwise ignored). */
   ignoredVariables: string[];
 }
-
-/** A configuration value that cannot be used; start-up stops with its one-line message. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
-
-/** Reads one variable; undefined when it is not set. */
-export type Getter = (name: string) => string | undefined;
-
-/** Reads a text file; undefined when it does not exist. */
-export type TextFileReader = (path: string) => string | undefined;
 
 /** Every variable `parseConfig` reads, for `--allow-env=…`. */
 export const VARIABLES: readonly string[] = Object.freeze([
@@ -420,100 +413,6 @@ function redisDb(text: string | null): number {
     );
   }
   return db;
-}
-
-// --- URLs -----------------------------------------------------------------------
-
-interface UrlParts {
-  scheme: string;
-  username: string;
-  password: string;
-  host: string;
-  port: string;
-  path: string;
-  query: URLSearchParams;
-}
-
-/** scheme:[//[userinfo@]host[:port]]path[?query][#fragment]; userinfo ends at its last `@`. */
-const URL_SHAPE =
-  /^([a-z][a-z0-9+.-]*):(?:\/\/(?:([^/?#]*)@)?(\[[^\]]*\]|[^:/?#]*)(?::([^/?#]*))?)?([^?#]*)(?:\?([^#]*))?(?:#[\s\S]*)?$/i;
-
-/**
- * Splits a connection URL by hand: WHATWG `URL` rejects forms that
- * connection strings use, such as an empty host after credentials
- * (`postgres://user@/db?host=/run/postgresql`). Messages never include the
- * URL itself, which may hold a password.
- */
-function splitUrl(name: string, text: string): UrlParts {
-  const match = URL_SHAPE.exec(text);
-  if (match === null) {
-    throw new ConfigError(
-      `Cannot parse ${name}: expected scheme://[user[:password]@]host[:port][/path]`,
-    );
-  }
-  const [, scheme, userinfo = "", host = "", port = "", path, query = ""] = match;
-  const colon = userinfo.indexOf(":");
-  const decode = (part: string) => {
-    try {
-      return decodeURIComponent(part);
-    } catch {
-      throw new ConfigError(`Cannot parse ${name}: invalid percent-encoding`);
-    }
-  };
-  return {
-    scheme: scheme.toLowerCase(),
-    username: decode(colon === -1 ? userinfo : userinfo.slice(0, colon)),
-    password: colon === -1 ? "" : decode(userinfo.slice(colon + 1)),
-    host: decode(host.replace(/^\[(.*)\]$/, "$1")),
-    port,
-    path: decode(path),
-    query: new URLSearchParams(query),
-  };
-}
-
-// --- .env files -----------------------------------------------------------------
-
-/**
- * One dotenv entry, the grammar shared by Node's and Ruby's dotenv: optional
- * `export`, a key, `=` (or `: `), then a single-, double- or backtick-quoted
- * value (may span lines) or a bare value ending at `#` or end of line, then
- * an optional `# comment`.
- */
-const ENV_ENTRY =
-  /^\s*(?:export\s+)?([\w.-]+)(?:\s*=\s*?|:\s+?)(\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|\s*`(?:\\`|[^`])*`|[^#\r\n]+)?\s*(?:#.*)?$/gm;
-
-/** Parses dotenv syntax (as Node's dotenv 17 does); a later duplicate key wins. */
-export function readEnvFile(text: string): Map<string, string> {
-  const vars = new Map<string, string>();
-  for (const match of text.replace(/\r\n?/g, "\n").matchAll(ENV_ENTRY)) {
-    vars.set(match[1], unquote((match[2] ?? "").trim()));
-  }
-  return vars;
-}
-
-function unquote(value: string): string {
-  const quote = value[0];
-  const quoted = value.length >= 2 && `"'\``.includes(quote) && value.endsWith(quote);
-  const inner = quoted ? value.slice(1, -1) : value;
-  return quote === '"' ? inner.replaceAll("\\n", "\n").replaceAll("\\r", "\r") : inner;
-}
-
-/**
- * Process variables over an env file, by Mastodon's rule: the explicit
- * `envFile` (which must exist), else `.env.production` when NODE_ENV is
- * `production`, else `.env`; a missing default file is fine.
- */
-export function environment(
-  options: { get: Getter; readTextFile: TextFileReader; envFile?: string },
-): Getter {
-  const { get, readTextFile, envFile } = options;
-  const path = envFile ?? (get("NODE_ENV") === "production" ? ".env.production" : ".env");
-  const text = readTextFile(path);
-  if (text === undefined && envFile !== undefined) {
-    throw new ConfigError(`Cannot read env file ${JSON.stringify(envFile)}: no such file`);
-  }
-  const file = readEnvFile(text ?? "");
-  return (name) => get(name) ?? file.get(name);
 }
 
 /** Reads the process environment and env file (see `environment`) into a Config. */

@@ -1,7 +1,8 @@
 /**
- * The error hierarchy shared by HTTP, SSE and WebSocket code, and the one
- * mapping from an error to the status and message a client sees. Messages are
- * Mastodon's, byte for byte. Nothing here branches on message text.
+ * The error hierarchy: the errors shared by HTTP, SSE and WebSocket code, the
+ * one mapping from an error to the status and message a client sees
+ * (Mastodon's messages, byte for byte), and the configuration error that
+ * stops start-up. Nothing here branches on message text.
  *
  * @module
  */
@@ -16,6 +17,11 @@ export class RequestError extends Error {
 export class AuthenticationError extends Error {
   override name = "AuthenticationError";
   readonly status = 401;
+}
+
+/** A configuration value that cannot be used; start-up stops with its one-line message. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
 }
 
 /** The message every other failure is reported with (500). */

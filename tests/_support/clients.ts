@@ -9,7 +9,7 @@
 const decoder = new TextDecoder();
 
 /** Resolves when `check()` becomes true after one of the `notify` calls. */
-class Waiters {
+export class Waiters {
   #waiters: Array<() => void> = [];
   notify(): void {
     const waiters = this.#waiters;
@@ -32,10 +32,18 @@ class Waiters {
   }
 }
 
-/** An EventSource-style reader that keeps every byte received. */
+/**
+ * An EventSource-style reader that keeps every byte received. The response
+ * ends either cleanly (the server finished the body) or with an error (reset,
+ * aborted, cut mid-chunk): `ended` is set either way, `error` only for the
+ * second, so a test of a graceful end asserts `endedCleanly`.
+ */
 export class SseReader {
   text = "";
   ended = false;
+  /** Why the body failed, when it did not end cleanly. */
+  error?: unknown;
+  #cancelled = false;
   readonly #waiters = new Waiters();
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #done: Promise<void>;
@@ -57,11 +65,16 @@ export class SseReader {
         this.text += decoder.decode(value, { stream: true });
         this.#waiters.notify();
       }
-    } catch {
-      // aborted or cut: treated like an end
+    } catch (error) {
+      if (!this.#cancelled) this.error = error ?? new Error("the body failed");
     }
     this.ended = true;
     this.#waiters.notify();
+  }
+
+  /** Whether the server finished the body (not reset, aborted or cut). */
+  get endedCleanly(): boolean {
+    return this.ended && this.error === undefined;
   }
 
   /** Waits until the body contains `needle` (counting from `from`). */
@@ -72,12 +85,13 @@ export class SseReader {
     }, JSON.stringify(needle));
   }
 
-  /** Waits until the server ends the response. */
-  end(): Promise<true> {
-    return this.#waiters.until(() => this.ended || undefined, "end of stream");
+  /** Waits until the response ends, cleanly or not (see `endedCleanly`). */
+  async end(): Promise<void> {
+    await this.#waiters.until(() => this.ended || undefined, "end of stream");
   }
 
   async close(): Promise<void> {
+    this.#cancelled = true;
     await this.#reader.cancel().catch(() => {});
     await this.#done;
   }

@@ -155,9 +155,9 @@ Deno.test("Public and hashtag updates are filtered per viewer like Mastodon", as
     const alice = await watch("token-alice");
     const hit = status(BOB, { content: "<p>A SPOILER alert</p>" });
     const partial = status(BOB, { content: "<p>spoilers and spoilerish</p>" });
-    await publish("timeline:public", hit.message);
-    await publish("timeline:public", partial.message);
-    const [a, b] = await alice.updates(services, "timeline:public");
+    const expired = status(BOB, { content: "<p>hello, expired filter</p>" });
+    for (const s of [hit, partial, expired]) await publish("timeline:public", s.message);
+    const [a, b, c] = await alice.updates(services, "timeline:public");
     assert.deepEqual(a.filtered, [{
       filter: {
         id: "1",
@@ -170,6 +170,8 @@ Deno.test("Public and hashtag updates are filtered per viewer like Mastodon", as
       status_matches: null,
     }]);
     assert.deepEqual(b.filtered, []);
+    assert.equal(c.id, expired.id);
+    assert.deepEqual(c.filtered, [], "the expired filter on 'hello' does not match");
     assert.equal(Object.keys(a).at(-1), "filtered");
     await alice.close();
   });

@@ -98,8 +98,7 @@ Deno.test("A WebSocket that stops reading is closed 1013, then its connection is
   assert.equal(metrics.slowClientDisconnects.get({ type: "websocket" }), 1);
   // The stalled client never answers the close frame: after the grace period
   // Sluice drops the connection, so reading now drains to the end of the stream.
-  const ended = await readToEnd(stalled, 15_000);
-  assert.ok(ended, "the stalled connection was dropped");
+  await readUntilClosed(stalled, { timeoutMs: 15_000, maxBytes: 64 << 20 });
   assert.equal(metrics.websocketAborts.get(), 1);
   await services.client.publish("timeline:public", '{"event":"delete","payload":"last"}');
   for (let i = 0; i < sent; i++) await healthy.next();
@@ -110,26 +109,41 @@ Deno.test("A WebSocket that stops reading is closed 1013, then its connection is
   await services.close();
 });
 
-/** Reads until EOF or a reset; false if the connection is still open after `timeoutMs`. */
-async function readToEnd(conn: Deno.Conn, timeoutMs: number): Promise<boolean> {
+/**
+ * Reads until the server closes or resets the connection and returns what
+ * arrived; fails (closing the connection) if it is still open after
+ * `timeoutMs`, or once more than `maxBytes` arrived.
+ */
+async function readUntilClosed(
+  conn: Deno.Conn,
+  limits: { timeoutMs: number; maxBytes: number },
+): Promise<Uint8Array> {
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let size = 0;
   const buffer = new Uint8Array(1 << 16);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), deadline - Date.now());
-    });
-    try {
-      const n = await Promise.race([conn.read(buffer), timeout]);
-      if (n === null) return true;
-      if (n === "timeout") return false;
-    } catch {
-      return true; // reset by the server
-    } finally {
-      clearTimeout(timer);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), limits.timeoutMs);
+  });
+  try {
+    for (;;) {
+      const n = await Promise.race([conn.read(buffer).catch(() => null), timeout]);
+      if (n === null) return new Uint8Array(await new Blob(chunks).arrayBuffer()); // EOF or reset
+      if (n === "timeout") throw new Error(`still open after ${limits.timeoutMs} ms`);
+      chunks.push(buffer.slice(0, n));
+      size += n;
+      if (size > limits.maxBytes) throw new Error(`still sending after ${size} bytes`);
     }
+  } catch (error) {
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+    throw new Error(`the server did not close the connection: ${(error as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
-  return false;
 }
 
 Deno.test("SSE heartbeats are :thump comments on one shared timer", async () => {
@@ -154,16 +168,10 @@ Deno.test("WebSocket clients are pinged and cut when they never answer", async (
       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
       "Sec-WebSocket-Version: 13\r\n\r\n",
   ));
-  // Answer nothing: read until the server gives up on us.
-  const received: number[] = [];
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = await conn.read(buf).catch(() => null);
-    if (n === null) break;
-    received.push(...buf.subarray(0, n));
-  }
+  // Answer nothing: read until the server gives up on us (a ping, then the cut).
+  const received = await readUntilClosed(conn, { timeoutMs: 15_000, maxBytes: 4096 });
   conn.close();
-  const text = new TextDecoder().decode(new Uint8Array(received));
+  const text = new TextDecoder().decode(received);
   const body = received.slice(text.indexOf("\r\n\r\n") + 4);
   assert.equal(body[0], 0x89, "the first frame after the handshake is a ping");
   assert.equal(app.sluice.metrics.connectedClients.get({ type: "websocket" }), 0);

@@ -112,6 +112,7 @@ Deno.test("SSE streams behave like Mastodon's", async (t) => {
     const reader = await open("/api/v1/streaming/public");
     await publish("timeline:access_token:1", '{"event":"kill"}');
     await reader.end();
+    assert.equal(reader.error, undefined, "the response was ended, not cut");
     assert.equal(reader.text, ":)\n");
     await reader.close();
   });
@@ -121,6 +122,7 @@ Deno.test("SSE streams behave like Mastodon's", async (t) => {
     const b = await open("/api/v1/streaming/user");
     await publish("timeline:system:1", '{"event":"kill"}');
     await Promise.all([a.end(), b.end()]);
+    assert.ok(a.endedCleanly && b.endedCleanly, `cut, not ended: ${a.error ?? b.error}`);
     await a.close();
     await b.close();
   });

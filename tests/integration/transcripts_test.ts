@@ -11,9 +11,10 @@
  *
  * Steps are replayed in their recorded order. A PUBLISH waits until Sluice
  * listens to the channel and must reach as many subscribers as it did in the
- * recording; client frames, and PUBLISHes on a different channel than the
- * one before (order across channels depends on timing, in Mastodon too),
- * keep the recorded spacing, capped at 300 ms.
+ * recording. Order is kept per channel only (in Mastodon too), so a PUBLISH
+ * on a different channel than the one before first waits until the client
+ * has received every event the earlier PUBLISHes produced in the recording.
+ * Client frames keep the recorded spacing, capped at 300 ms.
  */
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
@@ -173,6 +174,8 @@ async function replay(
     expected,
     transcript,
     frames: [...transcript.clientFrames],
+    expectedEvents: deliveredEvents(expected),
+    produced: 0,
     keepsConnection,
   };
   for (const step of transcript.steps) await perform(step, state);
@@ -188,6 +191,10 @@ interface ReplayState {
   frames: Uint8Array[];
   /** The channel of the previous PUBLISH. */
   lastChannel?: string;
+  /** Mastodon's delivered events, as `eventKey`s, in order. */
+  expectedEvents: string[];
+  /** How many of `expectedEvents` the PUBLISHes so far account for. */
+  produced: number;
   keepsConnection: boolean;
 }
 
@@ -233,14 +240,55 @@ async function perform(step: Step, s: ReplayState): Promise<void> {
 
 async function publish(step: Step & { kind: "publish" }, s: ReplayState): Promise<void> {
   if (step.receivers > 0) await listening(s.app, [step.channel]);
-  // Order is kept per channel; across channels it depends on timing, so keep the recorded pace.
+  // Order is kept per channel only: an event that waits for PostgreSQL (public,
+  // hashtag) could be overtaken by one published next on another channel.
   if (s.lastChannel !== undefined && s.lastChannel !== step.channel) {
-    await delay(Math.min(step.gapMs, 300));
+    const arrived = await s.conn.until((x) => deliveredEvents(x).length >= s.produced);
+    assert.ok(arrived, `the ${s.produced} event(s) published before ${step.channel} arrived`);
   }
   s.lastChannel = step.channel;
   const receivers = await s.services.client.publish(step.channel, step.message);
   assert.equal(receivers, step.receivers, `PUBLISH ${step.channel}: receivers as in Mastodon`);
+  // Filtered or malformed messages produced nothing: their key is not found.
+  const message = parseJson(step.message);
+  if (receivers === 0 || !isRecord(message)) return;
+  const at = s.expectedEvents.indexOf(eventKey(message.event, message.payload), s.produced);
+  if (at >= 0) s.produced = at + 1;
 }
+
+/** The events delivered so far, as `eventKey`s: SSE blocks with an event, or WebSocket text frames. */
+function deliveredEvents(x: Exchange): string[] {
+  if (x.head?.status === 101) {
+    return x.frames.filter((f) => f.opcode === 0x1).map((f) => {
+      const frame = parseJson(textDecoder.decode(f.payload));
+      return isRecord(frame) ? eventKey(frame.event, frame.payload) : "";
+    });
+  }
+  return x.body.split("\n\n").slice(0, -1).flatMap((block) => {
+    const event = /^event: (.*)$/m.exec(block)?.[1];
+    return event === undefined ? [] : [eventKey(event, /^data: (.*)$/m.exec(block)?.[1])];
+  });
+}
+
+/** `event id`: tells which published message a delivered event came from. */
+function eventKey(event: unknown, payload: unknown): string {
+  const value = typeof payload === "string" ? parseJson(payload) ?? payload : payload;
+  return `${event} ${isRecord(value) ? value.id : value}`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+const textDecoder = new TextDecoder();
 
 async function listening(app: TestSluice, channels: string[]): Promise<void> {
   const timeout = Promise.withResolvers<never>();

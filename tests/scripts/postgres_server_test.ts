@@ -93,6 +93,18 @@ Deno.test("restart() brings the server back on the same port with the same data"
   assert.equal(await psql([server.url], "SELECT username FROM accounts WHERE id = 100"), "zoe");
 });
 
+Deno.test("halt() stops the server until restart() brings it back with the same data", async () => {
+  await using server = await startPostgresServer();
+  await server.query("INSERT INTO accounts (id, username) VALUES (100, 'zoe')");
+  await server.halt();
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+    Deno.errors.ConnectionRefused,
+  );
+  await server.restart();
+  assert.equal(await psql([server.url], "SELECT username FROM accounts WHERE id = 100"), "zoe");
+});
+
 Deno.test("stop() shuts the server down and removes its directory", async () => {
   const server = await startPostgresServer();
   await server.stop();

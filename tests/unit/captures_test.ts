@@ -41,8 +41,15 @@ function assertPassThrough(raw: string, label: string): void {
   }
 }
 
+// How many fixture files test_data/flodgatt/ holds, so a moved or emptied
+// directory fails instead of passing with nothing checked.
+const MESSAGE_FILES = 6;
+const STREAM_FILES = 6 + 20; // resp/ and historical/
+
 Deno.test("Captured Mastodon messages pass through unchanged", async (t) => {
-  for (const url of await files("", ".txt")) {
+  const urls = await files("", ".txt");
+  assert.equal(urls.length, MESSAGE_FILES, "msg.*.txt files in test_data/flodgatt/");
+  for (const url of urls) {
     await t.step(url.pathname.split("/").pop()!, async () => {
       assertPassThrough((await Deno.readTextFile(url)).trim(), url.pathname);
     });
@@ -51,6 +58,7 @@ Deno.test("Captured Mastodon messages pass through unchanged", async (t) => {
 
 Deno.test("Captured Redis streams parse into messages that pass through", async (t) => {
   const urls = [...await files("resp/", ".resp"), ...await files("historical/", ".resp")];
+  assert.equal(urls.length, STREAM_FILES, ".resp files in test_data/flodgatt/{resp,historical}/");
   let messages = 0;
   for (const url of urls) {
     await t.step(url.pathname.split("/").slice(-2).join("/"), async () => {

@@ -1,0 +1,74 @@
+/**
+ * main.ts as an admin runs it: a child process with only the environment it
+ * is given and the permission flags of `deno task start`, its JSON log lines
+ * collected from stdout.
+ *
+ * @module
+ */
+import { LogLines, type LogRecord } from "./log_lines.ts";
+
+/** The permissions of `deno task start`. */
+export const PERMISSIONS = [
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-sys=hostname,osRelease",
+];
+
+const MAIN = decodeURIComponent(new URL("../../main.ts", import.meta.url).pathname);
+
+/** A running main.ts whose stdout is followed as log lines. */
+export interface MainProcess {
+  child: Deno.ChildProcess;
+  logs: LogLines;
+  /** Resolves once the process has exited and its output is read: exit code and stderr. */
+  exited(): Promise<{ code: number; stderr: string }>;
+  /**
+   * Resolves once Sluice logs that it listens. main.ts installs its signal
+   * handlers only after that line, so a test that sends a signal first waits
+   * for `answering()`.
+   */
+  listening(): Promise<LogRecord>;
+  /** Resolves once a health request over TCP on `port` (default: `PORT`) was answered. */
+  answering(port?: string): Promise<void>;
+}
+
+/** Starts main.ts with `env` only (LOG_LEVEL defaults to info), extra Deno `flags` and script `args`. */
+export function spawnMain(
+  env: Record<string, string>,
+  options: { flags?: string[]; args?: string[] } = {},
+): MainProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...PERMISSIONS, ...(options.flags ?? []), MAIN, ...(options.args ?? [])],
+    env: { LOG_LEVEL: "info", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logs = new LogLines();
+  const stdout = logs.follow(child.stdout);
+  const stderr = new Response(child.stderr).text();
+  const exited = (async () => {
+    const { code } = await child.status;
+    await stdout;
+    return { code, stderr: await stderr };
+  })();
+  return {
+    child,
+    logs,
+    exited: () => exited,
+    listening: () => {
+      const early = exited.then(({ code, stderr }) =>
+        Promise.reject(new Error(`main.ts exited (${code}) before listening: ${stderr}`))
+      );
+      early.catch(() => {}); // only the race below reports it
+      const listens = (r: LogRecord) => r.level === "info" && /listening/i.test(String(r.msg));
+      return Promise.race([logs.find(listens, "Sluice listening"), early]);
+    },
+    answering: async (port = env.PORT) => {
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1/streaming/health`);
+      if (await response.text() !== "OK") throw new Error(`health: ${response.status}`);
+    },
+  };
+}
