@@ -141,15 +141,17 @@ if (import.meta.main) {
   for (const name of config.ignoredVariables) {
     log.warn(`${name} is set but ignored: Mastodon's streaming server no longer reads it`);
   }
-  const sluice = start(config, log);
+  // Listeners first: a SIGTERM right after "listening" must still shut down gracefully.
+  let sluice: Sluice | undefined;
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log.info("Shutting down");
-    await sluice.close();
+    await sluice?.close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
+  sluice = start(config, log);
 }

@@ -85,8 +85,10 @@ Deno.test("Public and hashtag updates are filtered per viewer like Mastodon", as
   const app = await startSluice(services);
   const publish = (channel: string, message: string) => services.client.publish(channel, message);
   const watch = async (token: string, stream = "public", query = "") => {
+    const channel = stream === "public" ? "timeline:public" : "timeline:hashtag:rust";
+    const before = app.listenerCount(channel);
     const watcher = await Watcher.open(app, token, stream, query);
-    await app.listening(stream === "public" ? "timeline:public" : "timeline:hashtag:rust");
+    await app.listeners(channel, before + 2); // its SSE stream and its WebSocket
     return watcher;
   };
 
