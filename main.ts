@@ -142,16 +142,16 @@ if (import.meta.main) {
     log.warn(`${name} is set but ignored: Mastodon's streaming server no longer reads it`);
   }
   // Listeners first: a SIGTERM right after "listening" must still shut down gracefully.
-  let sluice: Sluice | undefined;
+  const started = Promise.withResolvers<Sluice>();
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log.info("Shutting down");
-    await sluice?.close();
+    await (await started.promise).close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
-  sluice = start(config, log);
+  started.resolve(start(config, log));
 }
