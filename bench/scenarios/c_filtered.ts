@@ -133,5 +133,10 @@ export const filteredFanout: ScenarioCase = {
   summary: "filtered fan-out",
   run,
   section,
+  uses: [{
+    caseId: "b",
+    whenRun: "the first rate of its ladders (half of case b's Sluice saturation)",
+    whenRendered: "its ratios to the unfiltered figures of case b (section and targets)",
+  }],
   targets,
 };

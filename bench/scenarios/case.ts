@@ -7,13 +7,28 @@
  * @module
  */
 import type { Context } from "./measure.ts";
-import type { RunRecord, ScenarioResults } from "./report.ts";
+import type { CaseId, RunRecord, ScenarioResults } from "./report.ts";
 
 /** One row of the targets table. */
 export interface TargetRow {
   target: string;
   figure: string;
   verdict: string;
+}
+
+/**
+ * Figures a case takes from another case's runs; `--merge` says so when the
+ * two come from different invocations (bench/scenarios/merge.ts).
+ */
+export interface CaseUse {
+  caseId: CaseId;
+  /**
+   * Fixed while the case runs, from the other case's runs of the same
+   * invocation (the plan's default without them): "its publishing rate (…)".
+   */
+  whenRun?: string;
+  /** Computed when RESULTS.md is rendered, from the runs shown beside it. */
+  whenRendered?: string;
 }
 
 /** One standard case: its runner, its RESULTS.md section and its targets, together. */
@@ -26,6 +41,8 @@ export interface ScenarioCase {
   run(ctx: Context): Promise<void>;
   /** The section from the case's own runs; `all` and `results` for figures of other cases. */
   section(runs: RunRecord[], all: readonly RunRecord[], results: ScenarioResults): string[];
+  /** Figures taken from other cases' runs (c and f take b's). */
+  readonly uses?: readonly CaseUse[];
   /** The case's rows of the targets table, from every run (none when its runs are missing). */
   targets(runs: readonly RunRecord[]): TargetRow[];
 }

@@ -11,7 +11,7 @@ import { filteredFanout } from "./c_filtered.ts";
 import type { ScenarioCase, TargetRow } from "./case.ts";
 import { latency } from "./d_latency.ts";
 import { connectionStorm } from "./e_storm.ts";
-import type { RunRecord } from "./report.ts";
+import type { CaseId, RunRecord } from "./report.ts";
 import { slowClients } from "./f_slow.ts";
 
 /** Every case, in order: later cases may read earlier ones' runs (c and f read b's). */
@@ -30,6 +30,6 @@ export function caseById(id: string): ScenarioCase | undefined {
 }
 
 /** The targets of every case, checked against the figures that were measured. */
-export function targetRows(runs: readonly RunRecord[]): TargetRow[] {
-  return CASES.flatMap((c) => c.targets(runs));
+export function targetRows(runs: readonly RunRecord[]): (TargetRow & { caseId: CaseId })[] {
+  return CASES.flatMap((c) => c.targets(runs).map((row) => ({ ...row, caseId: c.id })));
 }

@@ -196,5 +196,9 @@ export const slowClients: ScenarioCase = {
   summary: "slow clients",
   run,
   section,
+  uses: [{
+    caseId: "b",
+    whenRun: "its publishing rate (at most 60 % of the lowest saturation measured in case b)",
+  }],
   targets,
 };

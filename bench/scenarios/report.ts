@@ -1,7 +1,8 @@
 /**
  * The record of a scenario run (bench/scenarios.ts): what one load generator
  * run recorded, the machine, and everything written to bench/RESULTS.md and
- * the `--json` output, plus how command lines are recorded as shell text.
+ * the `--json` output (and, after `--merge`, which invocation each case's
+ * runs come from), plus how command lines are recorded as shell text.
  * Verdicts live in bench/scenarios/analysis.ts, the Markdown in
  * bench/scenarios/render.ts. Pure: no I/O, no clock.
  *
@@ -76,7 +77,20 @@ export interface ScenarioResults {
   seed: { viewers: number; kinds: { kind: string; count: number; delivered: boolean }[] };
   notes: string[];
   runs: RunRecord[];
+  /**
+   * Set by `--merge` (bench/scenarios/merge.ts): the invocations the runs come
+   * from, this one first. The fields above are then this invocation's, except
+   * `cases`, `runs` and `notes` (what the merge found), `quick` (any run
+   * quick) and `pinned` (every run pinned).
+   */
+  origins?: RunOrigin[];
 }
+
+/** One invocation of the scenario script whose runs merged results hold. */
+export type RunOrigin = Omit<ScenarioResults, "runs" | "origins" | "seed"> & {
+  /** The cases of that invocation whose runs are still held (`cases`: all it ran). */
+  kept: CaseId[];
+};
 
 /** Quotes one argument for a POSIX shell when it needs it. */
 export function shellQuote(arg: string): string {

@@ -25,7 +25,8 @@ import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/sce
 import { parsePubsubClients } from "../../bench/scenarios/samplers.ts";
 import { slowCaseRate } from "../../bench/scenarios/f_slow.ts";
 import { CASES, targetRows } from "../../bench/scenarios/cases.ts";
-import { parseCli } from "../../bench/scenarios.ts";
+import { parseCli, readEarlier } from "../../bench/scenarios.ts";
+import { mergeResults, parseEarlier } from "../../bench/scenarios/merge.ts";
 import { createMessageFactory } from "../../bench/messages.ts";
 import { compileFilters, matchFilters, searchableText } from "../../src/keyword_filter.ts";
 
@@ -266,9 +267,17 @@ Deno.test("parseCli: cases, quick, out and json", () => {
     quick: false,
     out: "bench/RESULTS.md",
     json: undefined,
+    merge: false,
   });
   const cli = parseCli(["--only", "f, b", "--quick", "--out", "x.md", "--json", "x.json"]);
-  assert.deepEqual(cli, { cases: ["b", "f"], quick: true, out: "x.md", json: "x.json" });
+  assert.deepEqual(cli, {
+    cases: ["b", "f"],
+    quick: true,
+    out: "x.md",
+    json: "x.json",
+    merge: false,
+  });
+  assert.equal((parseCli(["--only", "b,c", "--merge"]) as { merge: boolean }).merge, true);
   assert.equal(parseCli(["--help"]), "help");
   assert.throws(() => parseCli(["--only", "b,z"]), RangeError);
   assert.throws(() => parseCli(["--bogus"]), TypeError);
@@ -437,4 +446,223 @@ Deno.test("every registered case has its own letter, runs in registry order and 
     assert.ok(c.targets(all).every((t) => t.target.startsWith(`${c.id}. `)), c.id);
   }
   assert.ok(renderResults(r).includes(CASES[5].section(all.slice(-2), all, r).join("\n")));
+});
+
+// --- merge --------------------------------------------------------------------------------------
+
+/** A results object of `cases` from `runs`, on `cpuModel`, dated `date`, at `commit`. */
+function resultsOf(
+  runs: RunRecord[],
+  cases: string[],
+  o: { date: string; commit: string; seconds: number; cpuModel?: string; cores?: number },
+): ScenarioResults {
+  const base = results(runs.filter((run) => cases.includes(run.caseId)));
+  return {
+    ...base,
+    cases,
+    startedAt: o.date,
+    elapsedSeconds: o.seconds,
+    invocation: `deno run -A bench/scenarios.ts --only ${cases.join(",")} --json r.json`,
+    notes: [`note of ${o.commit}`],
+    machine: {
+      ...base.machine,
+      ...{
+        date: o.date,
+        commit: o.commit,
+        cpuModel: o.cpuModel ?? "Test CPU",
+        cores: o.cores ?? 2,
+      },
+    },
+  };
+}
+
+const FIRST = { date: "2026-01-01T00:00:00.000Z", commit: "abc1234", seconds: 600 };
+const SECOND = { date: "2026-02-01T10:30:00.000Z", commit: "def5678", seconds: 300 };
+
+/** Case b and c runs of a second run: Sluice at 48 msg/s, the ceiling at 50, c at 24. */
+function rerunBC(): RunRecord[] {
+  const b = (server: "sluice" | "ceiling", rate: number, ok: boolean, n: number) =>
+    run({
+      id: `b${n}`,
+      server,
+      rate,
+      command: `loadgen-new --rate ${rate}`,
+      r: { published: rate, delivered: ok ? rate * 1000 : rate * 900, expected: rate * 1000 },
+    });
+  return [
+    b("sluice", 48, true, 1),
+    b("sluice", 72, false, 2),
+    b("ceiling", 50, true, 3),
+    b("ceiling", 75, false, 4),
+    run({
+      id: "c1",
+      caseId: "c",
+      rate: 24,
+      expected: 18_000,
+      command: "loadgen-new c",
+      r: { published: 24, delivered: 18_000 },
+    }),
+  ];
+}
+
+Deno.test("mergeResults replaces the cases that ran and keeps the other cases' records", () => {
+  const earlier = resultsOf(sampleRuns(), ["a", "b", "c", "d", "e", "f"], FIRST);
+  const current = resultsOf(rerunBC(), ["b", "c"], SECOND);
+  const merged = mergeResults(earlier, current);
+  assert.deepEqual(merged.cases, ["a", "b", "c", "d", "e", "f"]);
+  assert.deepEqual(
+    merged.runs.map((r) => r.id),
+    ["a1", "a2", "b1", "b2", "b3", "b4", "c1", "d1", "e1", "f1", "f2"],
+  );
+  assert.ok(merged.runs.filter((r) => r.caseId === "b").every((r) => r.command.includes("-new")));
+  assert.ok(merged.runs.filter((r) => r.caseId === "c").every((r) => r.command.includes("-new")));
+  assert.deepEqual(merged.origins?.map((o) => o.kept), [["b", "c"], ["a", "d", "e", "f"]]);
+  assert.equal(merged.machine.commit, "def5678");
+  // Merging again keeps each case with its own run.
+  const third = { ...SECOND, date: "2026-03-01T00:00:00.000Z", commit: "0123abc" };
+  const twice = mergeResults(merged, resultsOf(sampleRuns(), ["a"], third));
+  assert.deepEqual(twice.origins?.map((o) => o.kept), [["a"], ["b", "c"], ["d", "e", "f"]]);
+  assert.deepEqual(twice.origins?.map((o) => o.machine.commit), ["0123abc", "def5678", "abc1234"]);
+  assert.deepEqual(twice.origins?.map((o) => o.notes), [
+    ["note of 0123abc"],
+    ["note of def5678"],
+    ["note of abc1234"],
+  ]);
+  assert.equal(mergeResults(earlier, { ...current, cases: [], runs: [] }), earlier, "none ran");
+});
+
+Deno.test("merged RESULTS.md says which cases come from which run, and renders kept ones from their records", () => {
+  const earlier = resultsOf(sampleRuns(), ["a", "b", "c", "d", "e", "f"], FIRST);
+  const md = renderResults(mergeResults(earlier, resultsOf(rerunBC(), ["b", "c"], SECOND)));
+  assert.ok(
+    md.includes(
+      "Cases b, c: this run (2026-02-01T10:30:00.000Z, commit def5678, Test CPU, 2 cores, 300 s); " +
+        "cases a, d, e, f: earlier run (2026-01-01T00:00:00.000Z, commit abc1234, Test CPU, " +
+        "2 cores, 600 s for cases a, b, c, d, e, f).",
+    ),
+    md.slice(0, 1200),
+  );
+  assert.match(md, /--only b,c --json r\.json` on 2026-02-01T10:30:00\.000Z, which re-ran only/);
+  assert.doesNotMatch(md, /Different machine/);
+  assert.ok(md.includes(
+    "- Case f (the earlier run of 2026-01-01 00:00 UTC at commit abc1234): its publishing rate " +
+      "(at most 60 % of the lowest saturation measured in case b) was derived from case b of that " +
+      "run, not from the case b figures shown here (this run).",
+  ));
+  assert.doesNotMatch(md, /Case c \(/, "b and c ran together: nothing to say about c");
+  // Targets: b and c from this run's records, the others from the kept ones, each labelled.
+  assert.match(
+    md,
+    /\| b\. unfiltered SSE ≥ 0\.8 × ceiling \| 0\.96 \(48,000 vs 50,000 .* \| this run \|/,
+  );
+  assert.match(md, /\| c\. filtered SSE .* \| 0\.38 \(18,000 vs 48,000 .* \| this run \|/);
+  assert.match(
+    md,
+    /\| a\. idle SSE .* \| 10\.0 KB at 10,000 \| met \| the earlier run of 2026-01-01 00:00 UTC at commit abc1234 \|/,
+  );
+  assert.match(
+    md,
+    /\| f\. SSE: normal p99 within 2× .* \| 3\.00 \(30\.0 ms vs 10\.0 ms\) \| missed/,
+  );
+  assert.match(
+    md,
+    /^## a\. Idle.*\n\n_Runs kept from the earlier run of 2026-01-01T00:00:00\.000Z/m,
+  );
+  assert.match(
+    md,
+    /^## b\. Unfiltered.*\n\n_Runs of this run \(2026-02-01T10:30:00\.000Z, commit def5678\)\._$/m,
+  );
+  assert.match(
+    md,
+    /^## f\. Slow.*\n\n_Runs kept .*_ _Case f \(the earlier run .* \(this run\)\._$/m,
+  );
+  assert.match(md, /loadgen-new --rate 72/);
+  assert.doesNotMatch(md, /loadgen --transport sse --rate 60/, "the earlier b runs are gone");
+  assert.match(md, /- This run: note of def5678\n- The earlier run of .*: note of abc1234\n/);
+  assert.match(md, /^\| a, d, e, f \(the earlier run of .*\) \| Test CPU \| 2 \| 24\.0 GiB \|/m);
+});
+
+Deno.test("merged RESULTS.md warns when the machines differ and says what c took from a kept b", () => {
+  const earlier = resultsOf(sampleRuns(), ["a", "b", "c", "d", "e", "f"], FIRST);
+  const current = resultsOf(rerunBC(), ["c"], { ...SECOND, cpuModel: "Other CPU", cores: 4 });
+  const merged = mergeResults(earlier, current);
+  const md = renderResults(merged);
+  assert.ok(md.includes(
+    "- **Different machine:** cases a, b, d, e, f come from a run on Test CPU (2 cores, " +
+      "2026-01-01T00:00:00.000Z), this run is on Other CPU (4 cores): figures from the two are " +
+      "not comparable.",
+  ));
+  assert.match(
+    md,
+    /Case c: this run \(.*, Other CPU, 4 cores, 300 s\); cases a, b, d, e, f: earlier/,
+  );
+  assert.ok(md.includes(
+    "Case c (this run) ran without case b: the first rate of its ladders (half of case b's " +
+      "Sluice saturation) had no case b figure of its own run, so the plan's default was used.",
+  ));
+  assert.ok(md.includes(
+    "Case c (this run): its ratios to the unfiltered figures of case b (section and targets) set " +
+      "it against case b of the earlier run of 2026-01-01 00:00 UTC at commit abc1234.",
+  ));
+  assert.match(
+    md,
+    /\| c\. filtered SSE .* \| 0\.45 \(18,000 vs 40,000 .* \| missed by 25 % \| this run \|/,
+  );
+  assert.match(md, /^\| c \(this run\) \| Other CPU \| 4 \|/m);
+  // The same machine: no warning.
+  const same = mergeResults(earlier, resultsOf(rerunBC(), ["c"], SECOND));
+  assert.ok(!same.notes.some((note) => note.includes("Different machine")));
+});
+
+Deno.test("--merge refuses to start without a readable earlier --json file, in one line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const refusals: [string | undefined, RegExp, ErrorConstructor][] = [
+      [undefined, /^--merge needs --json FILE/, RangeError],
+      [
+        `${dir}/missing.json`,
+        /^--merge: cannot read the earlier results .*missing\.json: /,
+        RangeError,
+      ],
+      [`${dir}`, /^--merge: cannot read the earlier results /, RangeError],
+    ];
+    await Deno.writeTextFile(`${dir}/broken.json`, '{\n  "runs": [');
+    refusals.push([`${dir}/broken.json`, /^--merge: .*broken\.json is not JSON/, TypeError]);
+    await Deno.writeTextFile(`${dir}/other.json`, JSON.stringify({ runs: [] }));
+    refusals.push([
+      `${dir}/other.json`,
+      /is not the --json output of a scenario run \(no cases\)$/,
+      TypeError,
+    ]);
+    for (const [path, message, type] of refusals) {
+      await assert.rejects(readEarlier(path), (error: Error) => {
+        assert.ok(error instanceof type, `${path}: ${error.name}`);
+        assert.match(error.message, message);
+        assert.ok(!error.message.includes("\n"), error.message);
+        return true;
+      });
+    }
+    const earlier = resultsOf(sampleRuns(), ["a", "b"], FIRST);
+    await Deno.writeTextFile(`${dir}/ok.json`, JSON.stringify(earlier));
+    assert.deepEqual(await readEarlier(`${dir}/ok.json`), earlier);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const unknown = JSON.stringify({ ...results([]), cases: ["a", "z"] });
+  assert.throws(() => parseEarlier(unknown, "x.json"), /\(unknown case "z"\)$/);
+});
+
+Deno.test("mergeResults: cases kept beside a re-run b say what they took from the earlier b", () => {
+  const earlier = resultsOf(sampleRuns(), ["a", "b", "c", "d", "e", "f"], FIRST);
+  const merged = mergeResults(earlier, resultsOf(rerunBC(), ["b"], SECOND));
+  const earlierRun = "the earlier run of 2026-01-01 00:00 UTC at commit abc1234";
+  assert.deepEqual(merged.notes, [
+    `Case c (${earlierRun}): the first rate of its ladders (half of case b's Sluice saturation) ` +
+    "was derived from case b of that run, not from the case b figures shown here (this run).",
+    `Case c (${earlierRun}): its ratios to the unfiltered figures of case b (section and ` +
+    "targets) set it against case b of this run.",
+    `Case f (${earlierRun}): its publishing rate (at most 60 % of the lowest saturation ` +
+    "measured in case b) was derived from case b of that run, not from the case b figures " +
+    "shown here (this run).",
+  ]);
 });
