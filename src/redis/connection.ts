@@ -1,19 +1,31 @@
 /**
- * The connection layer under the Redis subscriber and client: opening an
- * authenticated connection (TCP, TLS, unix socket, or via Sentinel), the
- * AUTH/SELECT/PING handshake, and {@link ConnectionLoop}, which keeps one
- * connection alive with backoff and hands its replies to hooks. Knows nothing
- * about what the replies mean.
+ * Keeping one Redis connection alive, and the state every owner of one needs:
+ * {@link ConnectionLoop} connects (see `_open.ts`), hands each reply to its
+ * subclass, backs off and reconnects until closed, and owns whether the
+ * connection is up, how often it came back, who waits for it, and the
+ * owner's `onStateChange` callback. Knows nothing about what the replies
+ * mean; never throws because Redis is down.
  *
  * @module
  */
-import type { RedisConfig } from "./config.ts";
-import type { Logger } from "./log.ts";
-import { RedisReplyError, RespConnection, type RespEndpoint, type RespValue } from "./_resp.ts";
+import type { RedisConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { openRedis } from "./_open.ts";
+import { RedisConnectionError, type RespConnection, type RespValue } from "./resp.ts";
 
-/** Redis is not connected (or the connection was lost before the reply came). */
-export class RedisConnectionError extends Error {
-  override name = "RedisConnectionError";
+/** Options shared by the subscriber and the client. */
+export interface RedisConnectionOptions {
+  config: RedisConfig;
+  log: Logger;
+  /** Called with true after each (re)connect (once resubscribed) and false when it drops. */
+  onStateChange?: (connected: boolean) => void;
+}
+
+/** Who owns the connection: names it in log lines and says whether to SELECT the database. */
+export interface ConnectionRole {
+  name: "subscriber" | "client";
+  /** Send SELECT db after AUTH (pub/sub ignores the database). */
+  select: boolean;
 }
 
 const BACKOFF_FIRST_MS = 100;
@@ -26,140 +38,49 @@ function backoff(attempt: number): number {
   return ceiling / 2 + Math.random() * ceiling / 2;
 }
 
-interface Credentials {
-  username?: string;
-  password?: string;
-}
-
-/** AUTH (when a password is set), SELECT (when asked), then PING, pipelined. */
-async function handshake(conn: RespConnection, auth: Credentials, db?: number): Promise<void> {
-  const commands: string[][] = [];
-  if (auth.password) {
-    commands.push(auth.username ? ["AUTH", auth.username, auth.password] : ["AUTH", auth.password]);
-  }
-  if (db) commands.push(["SELECT", String(db)]);
-  commands.push(["PING"]);
-  for (const command of commands) conn.send(command);
-  for (const command of commands) {
-    const reply = await conn.read();
-    if (reply === undefined) throw new RedisConnectionError("Redis closed the connection");
-    if (reply instanceof RedisReplyError) {
-      throw new RedisReplyError(`Redis ${command[0]} failed: ${reply.message}`);
-    }
-  }
-}
-
-/** Runs `use` on a fresh connection that `signal` closes; closes it if `use` throws. */
-async function withConnection<T>(
-  endpoint: RespEndpoint,
-  signal: AbortSignal,
-  use: (conn: RespConnection) => Promise<T>,
-): Promise<T> {
-  const conn = await RespConnection.open(endpoint, signal);
-  const abort = () => conn.close();
-  signal.addEventListener("abort", abort);
-  try {
-    return await use(conn);
-  } catch (err) {
-    conn.close();
-    throw signal.aborted ? signal.reason : err;
-  } finally {
-    signal.removeEventListener("abort", abort);
-  }
-}
-
-async function askSentinel(
-  sentinel: RespEndpoint,
-  config: RedisConfig,
-  signal: AbortSignal,
-): Promise<RespEndpoint> {
-  const master = config.sentinelMaster ?? "";
-  const reply = await withConnection(sentinel, signal, async (conn) => {
-    try {
-      await handshake(conn, {
-        username: config.sentinelUsername,
-        password: config.sentinelPassword,
-      });
-      return await conn.call(["SENTINEL", "get-master-addr-by-name", master]);
-    } finally {
-      conn.close();
-    }
-  });
-  if (Array.isArray(reply) && typeof reply[0] === "string" && typeof reply[1] === "string") {
-    return { kind: "tcp", host: reply[0], port: Number(reply[1]), tls: config.tls };
-  }
-  throw reply instanceof Error ? reply : new Error(`Sentinel does not know master "${master}"`);
-}
-
-/** Asks each sentinel in turn for the master's address. */
-async function askSentinels(config: RedisConfig, signal: AbortSignal): Promise<RespEndpoint> {
-  const failures: string[] = [];
-  for (const { host, port } of config.sentinels ?? []) {
-    try {
-      return await askSentinel({ kind: "tcp", host, port, tls: false }, config, signal);
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      failures.push(`${host}:${port}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  throw new RedisConnectionError(
-    `No sentinel gave the address of master "${config.sentinelMaster}" (${failures.join("; ")})`,
-  );
-}
-
-/** Opens an authenticated connection as configured; `select` chooses the database. */
-async function openRedis(
-  config: RedisConfig,
-  select: boolean,
-  signal: AbortSignal,
-): Promise<RespConnection> {
-  const endpoint: RespEndpoint = config.mode === "sentinel"
-    ? await askSentinels(config, signal)
-    : config.mode === "unix"
-    ? { kind: "unix", path: config.path ?? "" }
-    : { kind: "tcp", host: config.host, port: config.port, tls: config.tls };
-  return await withConnection(endpoint, signal, async (conn) => {
-    await handshake(conn, config, select ? config.db : undefined);
-    return conn;
-  });
-}
-
-/** What {@link ConnectionLoop} tells its owner about the connection it keeps. */
-export interface LoopHooks {
-  /** A connection is up and authenticated. */
-  up(conn: RespConnection): void;
-  reply(reply: RespValue): void;
-  /** The connection from the last `up` is gone. */
-  down(): void;
-}
-
 /**
- * Keeps one connection alive: connect, serve replies until it ends, back off,
- * repeat, until closed. Logs one warning per outage (and again only when the
- * reason for failing changes); further failed attempts are debug lines.
+ * One connection kept alive: connect, serve replies until it ends, back off,
+ * repeat, until closed. Subclasses give the replies their meaning through
+ * `onConnect`, `onReply` and `onDisconnect`. Logs one warning per outage (and
+ * again only when the reason for failing changes); further failed attempts
+ * are debug lines.
  */
-export class ConnectionLoop {
+export abstract class ConnectionLoop {
+  /** The owner's logger (`redis: "subscriber"` or `"client"`). */
+  protected readonly log: Logger;
   readonly #config: RedisConfig;
-  readonly #select: boolean;
-  readonly #log: Logger;
-  readonly #hooks: LoopHooks;
+  readonly #role: ConnectionRole;
+  readonly #onStateChange: ((connected: boolean) => void) | undefined;
   readonly #done: Promise<void>;
   #closed = false;
   #conn: RespConnection | undefined;
+  #everConnected = false;
+  #reconnects = 0;
+  /** Callers of `whenConnected()` waiting for the next connection. */
+  #waiting: PromiseWithResolvers<RespConnection>[] = [];
   #attempt: AbortController | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   #outage = false;
   #lastReason: string | undefined;
 
-  constructor(
-    options: { config: RedisConfig; select: boolean; log: Logger; hooks: LoopHooks },
-  ) {
+  protected constructor(options: RedisConnectionOptions, role: ConnectionRole) {
     this.#config = options.config;
-    this.#select = options.select;
-    this.#log = options.log;
-    this.#hooks = options.hooks;
-    this.#done = this.#run();
+    this.#role = role;
+    this.#onStateChange = options.onStateChange;
+    this.log = options.log.child({ redis: role.name });
+    // Started after the subclass constructor has run, so its fields exist before any hook.
+    this.#done = Promise.resolve().then(() => this.#run());
+  }
+
+  /** Whether the connection is up. */
+  get connected(): boolean {
+    return this.#conn !== undefined;
+  }
+
+  /** Times the connection was re-established after being lost. */
+  get reconnects(): number {
+    return this.#reconnects;
   }
 
   /** Stops reconnecting, closes the connection and waits for the loop to end. */
@@ -170,6 +91,42 @@ export class ConnectionLoop {
     this.#attempt?.abort(new RedisConnectionError("Closed"));
     this.#conn?.close();
     await this.#done;
+    const error = this.#closedError();
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The live connection, if any. */
+  protected get connection(): RespConnection | undefined {
+    return this.#conn;
+  }
+
+  /** Whether `close()` was called. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The live connection, now or after the next connect (once `onConnect` ran); rejects once closed. */
+  protected whenConnected(): Promise<RespConnection> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#conn !== undefined) return Promise.resolve(this.#conn);
+    const waiter = Promise.withResolvers<RespConnection>();
+    this.#waiting.push(waiter);
+    return waiter.promise;
+  }
+
+  /** A new connection is up and authenticated; returns fields for the "connected" log line. */
+  protected abstract onConnect(conn: RespConnection): Record<string, unknown> | void;
+  /** One reply (or pushed message) from the live connection. */
+  protected abstract onReply(reply: RespValue): void;
+  /** The connection from the last `onConnect` is gone. */
+  protected abstract onDisconnect(): void;
+
+  #closedError(): RedisConnectionError {
+    return new RedisConnectionError(`Redis ${this.#role.name} is closed`);
   }
 
   async #run(): Promise<void> {
@@ -194,22 +151,21 @@ export class ConnectionLoop {
       CONNECT_TIMEOUT_MS,
     );
     try {
-      return await openRedis(this.#config, this.#select, attempt.signal);
+      return await openRedis(this.#config, this.#role.select, attempt.signal);
     } finally {
       clearTimeout(timer);
       this.#attempt = undefined;
     }
   }
 
-  /** Hands replies to the hooks until the connection ends; returns why it ended. */
+  /** Hands replies to the subclass until the connection ends; returns why it ended. */
   async #serve(conn: RespConnection): Promise<unknown> {
-    this.#conn = conn;
     this.#outage = false;
     this.#lastReason = undefined;
     try {
-      this.#hooks.up(conn);
+      this.#up(conn);
       for (let reply = await conn.read(); reply !== undefined; reply = await conn.read()) {
-        this.#hooks.reply(reply);
+        this.onReply(reply);
       }
       return new RedisConnectionError("Redis closed the connection");
     } catch (err) {
@@ -217,13 +173,33 @@ export class ConnectionLoop {
     } finally {
       this.#conn = undefined;
       conn.close();
-      this.#hooks.down();
+      this.onDisconnect();
+      this.#notify(false);
+    }
+  }
+
+  #up(conn: RespConnection): void {
+    this.#conn = conn;
+    const fields = this.onConnect(conn) ?? {};
+    const again = this.#everConnected;
+    if (again) this.#reconnects++;
+    this.#everConnected = true;
+    this.log.info(`Redis ${this.#role.name} ${again ? "reconnected" : "connected"}`, fields);
+    for (const waiter of this.#waiting.splice(0)) waiter.resolve(conn);
+    this.#notify(true);
+  }
+
+  #notify(connected: boolean): void {
+    try {
+      this.#onStateChange?.(connected);
+    } catch (err) {
+      this.log.error("Redis state change handler failed", { error: err });
     }
   }
 
   #lost(reason: unknown): void {
     this.#outage = true;
-    this.#log.warn("Redis connection lost, reconnecting", { error: reason });
+    this.log.warn("Redis connection lost, reconnecting", { error: reason });
   }
 
   #failed(err: unknown): undefined {
@@ -233,8 +209,8 @@ export class ConnectionLoop {
     const loud = !this.#outage || changed;
     this.#outage = true;
     this.#lastReason = reason;
-    if (loud) this.#log.warn("Cannot connect to Redis, retrying", { error: err });
-    else this.#log.debug("Cannot connect to Redis, retrying", { error: err });
+    if (loud) this.log.warn("Cannot connect to Redis, retrying", { error: err });
+    else this.log.debug("Cannot connect to Redis, retrying", { error: err });
   }
 
   #sleep(ms: number): Promise<void> {

@@ -10,7 +10,7 @@ import { type PostgresServer, startPostgresServer } from "../../scripts/postgres
 import { type RedisServer, startRedisServer } from "../../scripts/redis_server.ts";
 import { parseConfig, parseRedisUrl } from "../../src/config.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
-import { RedisClient } from "../../src/redis.ts";
+import { RedisClient } from "../../src/redis/client.ts";
 import { portOf } from "../../src/server.ts";
 
 /** Services shared by the tests of one file. */
