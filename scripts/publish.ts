@@ -9,8 +9,9 @@
  * (a bare `{ "event": … }` message works too; it goes to `--channel`, default
  * timeline:public). Without `--file` every `test_data/demo/*.json` is sent in
  * name order. `--channel` overrides the files' channels. `--redis` takes the
- * same URLs as Sluice's `REDIS_URL` (redis://, rediss:// for TLS, unix://),
- * parsed by `parseRedisUrl` and served by Sluice's own `RedisClient`.
+ * same URLs as Sluice's `REDIS_URL` (redis://, rediss:// for TLS, and
+ * unix://, which Deno lets through only with `--allow-write=<socket>`), parsed
+ * by `parseRedisUrl` and served by Sluice's own `RedisClient`.
  *
  * @module
  */
