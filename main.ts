@@ -16,7 +16,9 @@ import { EventFilter } from "./src/filter.ts";
 import { Hub } from "./src/hub.ts";
 import { createLogger, type Logger } from "./src/log.ts";
 import { Metrics } from "./src/metrics.ts";
-import { RedisClient, RedisSubscriber, SubscribedKeys } from "./src/redis.ts";
+import { RedisClient } from "./src/redis/client.ts";
+import { SubscribedKeys } from "./src/redis/subscribed_keys.ts";
+import { RedisSubscriber } from "./src/redis/subscriber.ts";
 import { createHandler } from "./src/router.ts";
 import { type RunningServer, startServer } from "./src/server.ts";
 
@@ -53,6 +55,7 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     config: config.redis,
     namespace,
     log: redisLog,
+    onMessage: (channel, message) => hub.publish(channel, message),
     onStateChange: (connected) => {
       metrics.redisConnected.set(connected ? 1 : 0);
       if (!connected) return;
@@ -62,17 +65,9 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
   });
   const filter = new EventFilter({ db, log: log.child({ module: "filter" }), metrics });
   const hub = new Hub({ subscriber, keys, log: log.child({ module: "hub" }), metrics, filter });
-  const pump = (async () => {
-    for await (const { channel, message } of subscriber) {
-      try {
-        hub.publish(channel, message);
-      } catch (err) {
-        log.error("Failed to dispatch a Redis message", { channel, err: err as Error });
-      }
-    }
-  })();
   metrics.beforeRender = () => {
     metrics.redisSubscriptions.set(subscriber.subscriptionCount);
+    metrics.messageHandlerFailures.set(subscriber.hookFailures);
     const stats = db.stats();
     metrics.pgTotal.set(stats.total);
     metrics.pgIdle.set(stats.idle);
@@ -115,7 +110,6 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
       await server.shutdown();
       clients.close();
       await subscriber.close();
-      await pump;
       await keys.close();
       await client.close();
       await db.close();

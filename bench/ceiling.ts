@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { parseRedisUrl } from "../src/config.ts";
 import { silentLogger } from "../src/log.ts";
-import { RedisSubscriber } from "../src/redis.ts";
+import { RedisSubscriber } from "../src/redis/subscriber.ts";
 
 /** Where to listen and what to relay. */
 export interface CeilingOptions {
@@ -48,11 +48,12 @@ export async function startCeiling(options: CeilingOptions = {}): Promise<Ceilin
   const sockets = new Set<WebSocket>();
   const onClient = options.onClient ?? (() => {});
   const config = parseRedisUrl(options.redis ?? "redis://127.0.0.1:6379");
-  const subscriber = new RedisSubscriber({ config, log: silentLogger });
+  const subscriber = new RedisSubscriber({
+    config,
+    log: silentLogger,
+    onMessage: (_channel, message) => broadcast(message, streams, sockets),
+  });
   subscriber.subscribe(options.channel ?? "timeline:public");
-  const pump = (async () => {
-    for await (const { message } of subscriber) broadcast(message, streams, sockets);
-  })();
   const server = Deno.serve({
     port: options.port ?? 4100,
     hostname: options.hostname ?? "127.0.0.1",
@@ -69,7 +70,6 @@ export async function startCeiling(options: CeilingOptions = {}): Promise<Ceilin
   });
   const close = async () => {
     await subscriber.close();
-    await pump;
     for (const stream of streams) stream.close();
     streams.clear();
     for (const socket of sockets) socket.close(1001);

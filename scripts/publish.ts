@@ -8,16 +8,21 @@
  * A demo file is `{ "channel": "timeline:public", "message": { "event": …, "payload": … } }`
  * (a bare `{ "event": … }` message works too; it goes to `--channel`, default
  * timeline:public). Without `--file` every `test_data/demo/*.json` is sent in
- * name order. `--channel` overrides the files' channels. Speaks just enough
- * RESP for AUTH, SELECT and PUBLISH (commands encoded by src/_resp.ts).
+ * name order. `--channel` overrides the files' channels. `--redis` takes the
+ * same URLs as Sluice's `REDIS_URL` (redis://, rediss:// for TLS, and
+ * unix://, which Deno lets through only with `--allow-write=<socket>`), parsed
+ * by `parseRedisUrl` and served by Sluice's own `RedisClient`.
  *
  * @module
  */
 
-import { encodeCommand } from "../src/_resp.ts";
+import { ConfigError, parseRedisUrl } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { RedisClient } from "../src/redis/client.ts";
 
 const USAGE = `Usage: deno task publish [--redis URL] [--channel NAME] [--file PATH] [--delay-ms N]
-  --redis     Redis URL, redis://[[user]:password@]host[:port][/db] (default redis://127.0.0.1:6379)
+  --redis     Redis URL, redis[s]://[[user]:password@]host[:port][/db] or unix:///path?db=N
+              (default redis://127.0.0.1:6379)
   --channel   publish every message to this channel instead of the file's own
   --file      send only this file (repeatable); default: every test_data/demo/*.json
   --delay-ms  pause between messages (default 500)`;
@@ -89,72 +94,29 @@ async function demoFiles(): Promise<string[]> {
   return names.sort().map((name) => `${dir}${name}`);
 }
 
-/** A single command-at-a-time RESP2 connection (replies: simple, error, integer). */
-export class RespConnection {
-  readonly #conn: Deno.Conn;
-  readonly #decoder = new TextDecoder();
-  #buffer = "";
-
-  private constructor(conn: Deno.Conn) {
-    this.#conn = conn;
+/**
+ * A connected {@link RedisClient} for `url` (redis://, rediss:// or unix://).
+ * Rejects on the first failed attempt instead of retrying, so a wrong
+ * address or password ends the script with the reason.
+ */
+export async function connect(url: string): Promise<RedisClient> {
+  const failed = Promise.withResolvers<never>();
+  failed.promise.catch(() => {}); // warnings after connecting surface as failed commands
+  const log = createLogger({
+    level: "warn",
+    sink: (line) => {
+      const { msg, error } = JSON.parse(line);
+      failed.reject(new Error(error?.message ? `Cannot connect to Redis: ${error.message}` : msg));
+    },
+  });
+  const client = new RedisClient({ config: parseRedisUrl(url), log });
+  try {
+    await Promise.race([client.ready(), failed.promise]);
+  } catch (error) {
+    await client.close();
+    throw error;
   }
-
-  /** Connects to a `redis://` URL and runs AUTH/SELECT as the URL asks. */
-  static async connect(url: string): Promise<RespConnection> {
-    const parsed = new URL(url);
-    if (parsed.protocol !== "redis:") {
-      throw new RangeError(`Only redis:// URLs are supported, got "${url}"`);
-    }
-    const hostname = parsed.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1";
-    const conn = await Deno.connect({ hostname, port: Number(parsed.port || 6379) });
-    const connection = new RespConnection(conn);
-    try {
-      const password = decodeURIComponent(parsed.password);
-      const user = decodeURIComponent(parsed.username);
-      if (password) {
-        await connection.command(...(user ? ["AUTH", user, password] : ["AUTH", password]));
-      }
-      const db = parsed.pathname.slice(1);
-      if (db) await connection.command("SELECT", db);
-    } catch (error) {
-      connection.close();
-      throw error;
-    }
-    return connection;
-  }
-
-  /** Sends one command and returns its reply; an error reply is thrown. */
-  async command(...args: string[]): Promise<string | number> {
-    await this.#write(encodeCommand(args));
-    const line = await this.#readLine();
-    if (line.startsWith("-")) throw new Error(`Redis replied: ${line.slice(1)}`);
-    if (line.startsWith(":")) return Number(line.slice(1));
-    if (line.startsWith("+")) return line.slice(1);
-    throw new TypeError(`Unexpected Redis reply: ${line}`);
-  }
-
-  close(): void {
-    this.#conn.close();
-  }
-
-  async #write(bytes: Uint8Array): Promise<void> {
-    for (let written = 0; written < bytes.length;) {
-      written += await this.#conn.write(bytes.subarray(written));
-    }
-  }
-
-  async #readLine(): Promise<string> {
-    const chunk = new Uint8Array(4096);
-    while (!this.#buffer.includes("\r\n")) {
-      const read = await this.#conn.read(chunk);
-      if (read === null) throw new Error("Redis closed the connection");
-      this.#buffer += this.#decoder.decode(chunk.subarray(0, read), { stream: true });
-    }
-    const end = this.#buffer.indexOf("\r\n");
-    const line = this.#buffer.slice(0, end);
-    this.#buffer = this.#buffer.slice(end + 2);
-    return line;
-  }
+  return client;
 }
 
 function eventName(message: string): string {
@@ -173,18 +135,18 @@ async function main(args: string[]): Promise<void> {
   }
   const files = options.files.length > 0 ? options.files : await demoFiles();
   const messages = await loadMessages(files, options.channel);
-  const redis = await RespConnection.connect(options.redis);
+  const redis = await connect(options.redis);
   try {
     for (const [index, { channel, message, source }] of messages.entries()) {
       if (index > 0) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
-      const receivers = await redis.command("PUBLISH", channel, message);
+      const receivers = await redis.publish(channel, message);
       const name = source.slice(source.lastIndexOf("/") + 1);
       console.log(
         `PUBLISH ${channel} ${eventName(message)} (${name}) -> ${receivers} subscriber(s)`,
       );
     }
   } finally {
-    redis.close();
+    await redis.close();
   }
 }
 
@@ -193,7 +155,7 @@ if (import.meta.main) {
     await main(Deno.args);
   } catch (error) {
     console.error(`publish: ${error instanceof Error ? error.message : error}`);
-    if (error instanceof RangeError) console.error(USAGE);
+    if (error instanceof RangeError || error instanceof ConfigError) console.error(USAGE);
     Deno.exit(1);
   }
 }

@@ -135,6 +135,11 @@ export class Metrics {
     "counter",
     "Redis messages for channels no client listened to any more (they raced an UNSUBSCRIBE)",
   );
+  readonly messageHandlerFailures = new Metric(
+    "sluice_redis_message_handler_failures_total",
+    "counter",
+    "Redis messages whose hand-off to the hub threw (logged); the next message is handled as usual",
+  );
   readonly undeliverableMessages = new Metric(
     "sluice_redis_messages_without_payload_total",
     "counter",

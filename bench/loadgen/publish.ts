@@ -4,13 +4,13 @@
  * that is due by then (catching up after a late wake-up, never sending ahead
  * of time). Each message is stamped with the moment it is handed to the
  * publisher. PUBLISH goes over one pipelined Redis connection
- * (`RedisClient` from src/redis.ts) unless a `publish` function is given.
+ * (`RedisClient` from src/redis/client.ts) unless a `publish` function is given.
  *
  * @module
  */
 import { parseRedisUrl } from "../../src/config.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RedisClient } from "../../src/redis.ts";
+import { RedisClient } from "../../src/redis/client.ts";
 import { nowMicros } from "./client.ts";
 import type { MessageFactory } from "../messages.ts";
 

@@ -11,7 +11,7 @@ import { type RedisServer, startRedisServer } from "../../scripts/redis_server.t
 import { parseConfig, parseRedisUrl } from "../../src/config.ts";
 import type { Hub } from "../../src/hub.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
-import { RedisClient } from "../../src/redis.ts";
+import { RedisClient } from "../../src/redis/client.ts";
 import { portOf } from "../../src/server.ts";
 
 /** Services shared by the tests of one file. */

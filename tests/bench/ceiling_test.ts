@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseCeilingArgs, startCeiling } from "../../bench/ceiling.ts";
 import { parseRedisUrl } from "../../src/config.ts";
 import { silentLogger } from "../../src/log.ts";
-import { RedisClient } from "../../src/redis.ts";
+import { RedisClient } from "../../src/redis/client.ts";
 import { startRedisServer } from "../../scripts/redis_server.ts";
 
 const CHANNEL = "timeline:public";

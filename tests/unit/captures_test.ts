@@ -4,7 +4,7 @@
  * same JSON value, without re-serialisation.
  */
 import assert from "node:assert/strict";
-import { RespParser, type RespValue } from "../../src/_resp.ts";
+import { RespParser, type RespValue } from "../../src/redis/resp.ts";
 import { parseEvent } from "../../src/event.ts";
 
 const DIR = new URL("../../test_data/flodgatt/", import.meta.url);

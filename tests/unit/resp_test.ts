@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { encodeCommand, RedisReplyError, RespParser, type RespValue } from "../../src/_resp.ts";
+import {
+  encodeCommand,
+  RedisReplyError,
+  RespParser,
+  type RespValue,
+} from "../../src/redis/resp.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 

@@ -1,11 +1,12 @@
 /**
  * The `[ns:]subscribed:<channel>` keys that tell Rails a channel has a live
- * stream subscription, kept alive through a {@link RedisClient}.
+ * stream subscription, kept alive through a {@link RedisClient}. Never
+ * subscribes and never throws because Redis is down.
  *
  * @module
  */
-import type { Logger } from "./log.ts";
-import type { RedisClient } from "./redis.ts";
+import type { Logger } from "../log.ts";
+import type { RedisClient } from "./client.ts";
 
 /**
  * Keeps `[ns:]subscribed:<channel>` alive for every channel with a live stream

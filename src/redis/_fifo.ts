@@ -1,6 +1,7 @@
 /**
- * A first-in first-out queue with O(1) shift, for the Redis subscriber's
- * message queue and the client's pending replies.
+ * A first-in first-out queue with O(1) shift, for the client's commands
+ * awaiting replies and the subscriber's PINGs awaiting PONGs. Private to
+ * `src/redis/`; holds no I/O.
  *
  * @module
  */

@@ -1,7 +1,8 @@
 /**
- * The RESP2 wire: an incremental reply parser, the command encoder and a
- * socket that speaks them (TCP, TLS or unix). Knows nothing about AUTH,
- * pub/sub or reconnecting; that is `redis.ts`. Private to `redis.ts`.
+ * The RESP2 wire: an incremental reply parser, the command encoder, a socket
+ * that speaks them (TCP, TLS or unix), and the two errors callers of the
+ * Redis classes see. Knows nothing about AUTH, pub/sub or reconnecting
+ * (`connection.ts`) and never parses message payloads.
  *
  * @module
  */
@@ -12,6 +13,11 @@ export type RespValue = string | number | null | RedisReplyError | RespValue[];
 /** An error reply (`-ERR …`) from Redis. */
 export class RedisReplyError extends Error {
   override name = "RedisReplyError";
+}
+
+/** Redis is not connected (or the connection was lost before the reply came). */
+export class RedisConnectionError extends Error {
+  override name = "RedisConnectionError";
 }
 
 const CR = 13;

@@ -1,0 +1,113 @@
+/**
+ * Opening one authenticated Redis connection as configured: TCP, TLS, a unix
+ * socket, or the master a Sentinel names, then the AUTH/SELECT/PING
+ * handshake. One attempt, no retrying (that is `connection.ts`); private to
+ * `src/redis/`.
+ *
+ * @module
+ */
+import type { RedisConfig } from "../config.ts";
+import {
+  RedisConnectionError,
+  RedisReplyError,
+  RespConnection,
+  type RespEndpoint,
+} from "./resp.ts";
+
+interface Credentials {
+  username?: string;
+  password?: string;
+}
+
+/** AUTH (when a password is set), SELECT (when asked), then PING, pipelined. */
+async function handshake(conn: RespConnection, auth: Credentials, db?: number): Promise<void> {
+  const commands: string[][] = [];
+  if (auth.password) {
+    commands.push(auth.username ? ["AUTH", auth.username, auth.password] : ["AUTH", auth.password]);
+  }
+  if (db) commands.push(["SELECT", String(db)]);
+  commands.push(["PING"]);
+  for (const command of commands) conn.send(command);
+  for (const command of commands) {
+    const reply = await conn.read();
+    if (reply === undefined) throw new RedisConnectionError("Redis closed the connection");
+    if (reply instanceof RedisReplyError) {
+      throw new RedisReplyError(`Redis ${command[0]} failed: ${reply.message}`);
+    }
+  }
+}
+
+/** Runs `use` on a fresh connection that `signal` closes; closes it if `use` throws. */
+async function withConnection<T>(
+  endpoint: RespEndpoint,
+  signal: AbortSignal,
+  use: (conn: RespConnection) => Promise<T>,
+): Promise<T> {
+  const conn = await RespConnection.open(endpoint, signal);
+  const abort = () => conn.close();
+  signal.addEventListener("abort", abort);
+  try {
+    return await use(conn);
+  } catch (err) {
+    conn.close();
+    throw signal.aborted ? signal.reason : err;
+  } finally {
+    signal.removeEventListener("abort", abort);
+  }
+}
+
+async function askSentinel(
+  sentinel: RespEndpoint,
+  config: RedisConfig,
+  signal: AbortSignal,
+): Promise<RespEndpoint> {
+  const master = config.sentinelMaster ?? "";
+  const reply = await withConnection(sentinel, signal, async (conn) => {
+    try {
+      await handshake(conn, {
+        username: config.sentinelUsername,
+        password: config.sentinelPassword,
+      });
+      return await conn.call(["SENTINEL", "get-master-addr-by-name", master]);
+    } finally {
+      conn.close();
+    }
+  });
+  if (Array.isArray(reply) && typeof reply[0] === "string" && typeof reply[1] === "string") {
+    return { kind: "tcp", host: reply[0], port: Number(reply[1]), tls: config.tls };
+  }
+  throw reply instanceof Error ? reply : new Error(`Sentinel does not know master "${master}"`);
+}
+
+/** Asks each sentinel in turn for the master's address. */
+async function askSentinels(config: RedisConfig, signal: AbortSignal): Promise<RespEndpoint> {
+  const failures: string[] = [];
+  for (const { host, port } of config.sentinels ?? []) {
+    try {
+      return await askSentinel({ kind: "tcp", host, port, tls: false }, config, signal);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      failures.push(`${host}:${port}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  throw new RedisConnectionError(
+    `No sentinel gave the address of master "${config.sentinelMaster}" (${failures.join("; ")})`,
+  );
+}
+
+/** Opens an authenticated connection as configured; `select` chooses the database. */
+export async function openRedis(
+  config: RedisConfig,
+  select: boolean,
+  signal: AbortSignal,
+): Promise<RespConnection> {
+  const endpoint: RespEndpoint = config.mode === "sentinel"
+    ? await askSentinels(config, signal)
+    : config.mode === "unix"
+    ? { kind: "unix", path: config.path ?? "" }
+    : { kind: "tcp", host: config.host, port: config.port, tls: config.tls };
+  return await withConnection(endpoint, signal, async (conn) => {
+    await handshake(conn, config, select ? config.db : undefined);
+    return conn;
+  });
+}

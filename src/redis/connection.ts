@@ -1,0 +1,226 @@
+/**
+ * Keeping one Redis connection alive, and the state every owner of one needs:
+ * {@link ConnectionLoop} connects (see `_open.ts`), hands each reply to its
+ * subclass, backs off and reconnects until closed, and owns whether the
+ * connection is up, how often it came back, who waits for it, and the
+ * owner's `onStateChange` callback. Knows nothing about what the replies
+ * mean; never throws because Redis is down.
+ *
+ * @module
+ */
+import type { RedisConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { openRedis } from "./_open.ts";
+import { RedisConnectionError, type RespConnection, type RespValue } from "./resp.ts";
+
+/** Options shared by the subscriber and the client. */
+export interface RedisConnectionOptions {
+  config: RedisConfig;
+  log: Logger;
+  /** Called with true after each (re)connect (once resubscribed) and false when it drops. */
+  onStateChange?: (connected: boolean) => void;
+}
+
+/** Who owns the connection: names it in log lines and says whether to SELECT the database. */
+export interface ConnectionRole {
+  name: "subscriber" | "client";
+  /** Send SELECT db after AUTH (pub/sub ignores the database). */
+  select: boolean;
+}
+
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Delay before reconnect attempt `n` (0-based): 100 ms doubling to 5 s, then halved by jitter. */
+function backoff(attempt: number): number {
+  const ceiling = Math.min(BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 16), BACKOFF_MAX_MS);
+  return ceiling / 2 + Math.random() * ceiling / 2;
+}
+
+/**
+ * One connection kept alive: connect, serve replies until it ends, back off,
+ * repeat, until closed. Subclasses give the replies their meaning through
+ * `onConnect`, `onReply` and `onDisconnect`. Logs one warning per outage (and
+ * again only when the reason for failing changes); further failed attempts
+ * are debug lines.
+ */
+export abstract class ConnectionLoop {
+  /** The owner's logger (`redis: "subscriber"` or `"client"`). */
+  protected readonly log: Logger;
+  readonly #config: RedisConfig;
+  readonly #role: ConnectionRole;
+  readonly #onStateChange: ((connected: boolean) => void) | undefined;
+  readonly #done: Promise<void>;
+  #closed = false;
+  #conn: RespConnection | undefined;
+  #everConnected = false;
+  #reconnects = 0;
+  /** Callers of `whenConnected()` waiting for the next connection. */
+  #waiting: PromiseWithResolvers<RespConnection>[] = [];
+  #attempt: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #wake: (() => void) | undefined;
+  #outage = false;
+  #lastReason: string | undefined;
+
+  protected constructor(options: RedisConnectionOptions, role: ConnectionRole) {
+    this.#config = options.config;
+    this.#role = role;
+    this.#onStateChange = options.onStateChange;
+    this.log = options.log.child({ redis: role.name });
+    // Started after the subclass constructor has run, so its fields exist before any hook.
+    this.#done = Promise.resolve().then(() => this.#run());
+  }
+
+  /** Whether the connection is up. */
+  get connected(): boolean {
+    return this.#conn !== undefined;
+  }
+
+  /** Times the connection was re-established after being lost. */
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+
+  /** Stops reconnecting, closes the connection and waits for the loop to end. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#wake?.();
+    this.#attempt?.abort(new RedisConnectionError("Closed"));
+    this.#conn?.close();
+    await this.#done;
+    const error = this.#closedError();
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The live connection, if any. */
+  protected get connection(): RespConnection | undefined {
+    return this.#conn;
+  }
+
+  /** Whether `close()` was called. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The live connection, now or after the next connect (once `onConnect` ran); rejects once closed. */
+  protected whenConnected(): Promise<RespConnection> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#conn !== undefined) return Promise.resolve(this.#conn);
+    const waiter = Promise.withResolvers<RespConnection>();
+    this.#waiting.push(waiter);
+    return waiter.promise;
+  }
+
+  /** A new connection is up and authenticated; returns fields for the "connected" log line. */
+  protected abstract onConnect(conn: RespConnection): Record<string, unknown> | void;
+  /** One reply (or pushed message) from the live connection. */
+  protected abstract onReply(reply: RespValue): void;
+  /** The connection from the last `onConnect` is gone. */
+  protected abstract onDisconnect(): void;
+
+  #closedError(): RedisConnectionError {
+    return new RedisConnectionError(`Redis ${this.#role.name} is closed`);
+  }
+
+  async #run(): Promise<void> {
+    let attempt = 0;
+    while (!this.#closed) {
+      const conn = await this.#open().catch((err) => this.#failed(err));
+      if (conn !== undefined && this.#closed) conn.close();
+      else if (conn !== undefined) {
+        attempt = 0;
+        const reason = await this.#serve(conn);
+        if (!this.#closed) this.#lost(reason);
+      }
+      if (!this.#closed) await this.#sleep(backoff(attempt++));
+    }
+  }
+
+  async #open(): Promise<RespConnection> {
+    const attempt = new AbortController();
+    this.#attempt = attempt;
+    const timer = setTimeout(
+      () => attempt.abort(new RedisConnectionError(`No answer within ${CONNECT_TIMEOUT_MS} ms`)),
+      CONNECT_TIMEOUT_MS,
+    );
+    try {
+      return await openRedis(this.#config, this.#role.select, attempt.signal);
+    } finally {
+      clearTimeout(timer);
+      this.#attempt = undefined;
+    }
+  }
+
+  /** Hands replies to the subclass until the connection ends; returns why it ended. */
+  async #serve(conn: RespConnection): Promise<unknown> {
+    this.#outage = false;
+    this.#lastReason = undefined;
+    try {
+      this.#up(conn);
+      for (let reply = await conn.read(); reply !== undefined; reply = await conn.read()) {
+        this.onReply(reply);
+      }
+      return new RedisConnectionError("Redis closed the connection");
+    } catch (err) {
+      return err;
+    } finally {
+      this.#conn = undefined;
+      conn.close();
+      this.onDisconnect();
+      this.#notify(false);
+    }
+  }
+
+  #up(conn: RespConnection): void {
+    this.#conn = conn;
+    const fields = this.onConnect(conn) ?? {};
+    const again = this.#everConnected;
+    if (again) this.#reconnects++;
+    this.#everConnected = true;
+    this.log.info(`Redis ${this.#role.name} ${again ? "reconnected" : "connected"}`, fields);
+    for (const waiter of this.#waiting.splice(0)) waiter.resolve(conn);
+    this.#notify(true);
+  }
+
+  #notify(connected: boolean): void {
+    try {
+      this.#onStateChange?.(connected);
+    } catch (err) {
+      this.log.error("Redis state change handler failed", { error: err });
+    }
+  }
+
+  #lost(reason: unknown): void {
+    this.#outage = true;
+    this.log.warn("Redis connection lost, reconnecting", { error: reason });
+  }
+
+  #failed(err: unknown): undefined {
+    if (this.#closed) return;
+    const reason = err instanceof Error ? err.message : String(err);
+    const changed = this.#lastReason !== undefined && reason !== this.#lastReason;
+    const loud = !this.#outage || changed;
+    this.#outage = true;
+    this.#lastReason = reason;
+    if (loud) this.log.warn("Cannot connect to Redis, retrying", { error: err });
+    else this.log.debug("Cannot connect to Redis, retrying", { error: err });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#wake = resolve;
+    this.#timer = setTimeout(resolve, ms);
+    return promise.finally(() => {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#wake = undefined;
+    });
+  }
+}
