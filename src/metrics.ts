@@ -79,134 +79,96 @@ export class Metric {
 const CHANNELS = METRICS_CHANNEL_LABELS;
 const TYPES = ["websocket", "eventsource"];
 
+/** HELP text of each metric, by name. */
+const HELP: Readonly<Record<string, string>> = {
+  connected_clients: "The number of clients connected to the streaming server",
+  connected_channels: "The number of channels the streaming server is streaming to",
+  redis_subscriptions: "The number of Redis channels the streaming server is subscribed to",
+  redis_messages_received_total:
+    "The total number of messages the streaming server has received from redis subscriptions",
+  messages_sent_total:
+    "The total number of messages the streaming server sent to clients per connection type",
+  pg_pool_total_connections: "The total number of clients existing within the pool",
+  pg_pool_idle_connections:
+    "The number of clients which are not checked out but are currently idle in the pool",
+  pg_pool_waiting_queries:
+    "The number of queued requests waiting on a client when all clients are checked out",
+  sluice_redis_messages_malformed_total: "Redis messages that were not Mastodon events, by reason",
+  sluice_redis_messages_unlistened_total:
+    "Redis messages for channels no client listened to any more (they raced an UNSUBSCRIBE)",
+  sluice_redis_message_handler_failures_total:
+    "Redis messages whose hand-off to the hub threw (logged); the next message is handled as usual",
+  sluice_redis_messages_without_payload_total:
+    "Redis messages on stream channels that were not delivered because they have no payload",
+  sluice_slow_client_disconnects_total: "Clients disconnected because their send queue overflowed",
+  sluice_redis_connected: "1 while the Redis subscriber connection is up",
+  sluice_redis_reconnects_total: "Times the Redis subscriber connection was re-established",
+  sluice_db_round_trips_total: "PostgreSQL queries made, by purpose",
+  sluice_filter_db_round_trips_total:
+    "Relationship queries made for per-viewer filtering (one per filtered event at most)",
+  sluice_filter_cache_loads_total: "Queries that loaded keyword filters into connection caches",
+  sluice_filter_dropped_total: "Events not delivered to a viewer by filtering, by reason",
+  sluice_websocket_aborted_total:
+    "WebSockets closed at the TCP level after their close handshake stalled",
+  sluice_backlog_dropped_total: "Deliveries dropped because a channel's filtering backlog was full",
+  sluice_delivery_latency_seconds_sum:
+    "Sum of seconds from Redis message arrival to hand-off to the client socket",
+  sluice_delivery_latency_seconds_count:
+    "Deliveries counted in sluice_delivery_latency_seconds_sum",
+};
+
+/** A counter with its HELP text from {@link HELP}, its series primed at 0. */
+function counter(name: string, prime?: Labels[]): Metric {
+  return new Metric(name, "counter", HELP[name], prime);
+}
+
+/** A gauge with its HELP text from {@link HELP}, its series primed at 0. */
+function gauge(name: string, prime?: Labels[]): Metric {
+  return new Metric(name, "gauge", HELP[name], prime);
+}
+
+/** One series per value of one label. */
+function each(label: string, values: readonly string[]): Labels[] {
+  return values.map((value) => ({ [label]: value }));
+}
+
+const BY_TYPE = each("type", TYPES);
+const BY_TYPE_AND_CHANNEL = TYPES.flatMap((type) => CHANNELS.map((channel) => ({ type, channel })));
+const MALFORMED = each("reason", ["invalid_json", "not_an_object", "bad_event_name"]);
+const PURPOSES = each("purpose", ["token", "list", "feed_access"]);
+const DROPS = each("reason", [
+  "feed_access",
+  "language",
+  "relationship",
+  "database_error",
+  "invalid_status",
+]);
+
 /** Every metric Sluice exposes. */
 export class Metrics {
-  readonly connectedClients = new Metric(
-    "connected_clients",
-    "gauge",
-    "The number of clients connected to the streaming server",
-    TYPES.map((type) => ({ type })),
-  );
-  readonly connectedChannels = new Metric(
-    "connected_channels",
-    "gauge",
-    "The number of channels the streaming server is streaming to",
-    TYPES.flatMap((type) => CHANNELS.map((channel) => ({ type, channel }))),
-  );
-  readonly redisSubscriptions = new Metric(
-    "redis_subscriptions",
-    "gauge",
-    "The number of Redis channels the streaming server is subscribed to",
-  );
-  readonly redisMessagesReceived = new Metric(
-    "redis_messages_received_total",
-    "counter",
-    "The total number of messages the streaming server has received from redis subscriptions",
-  );
-  readonly messagesSent = new Metric(
-    "messages_sent_total",
-    "counter",
-    "The total number of messages the streaming server sent to clients per connection type",
-    TYPES.map((type) => ({ type })),
-  );
-  readonly pgTotal = new Metric(
-    "pg_pool_total_connections",
-    "gauge",
-    "The total number of clients existing within the pool",
-  );
-  readonly pgIdle = new Metric(
-    "pg_pool_idle_connections",
-    "gauge",
-    "The number of clients which are not checked out but are currently idle in the pool",
-  );
-  readonly pgWaiting = new Metric(
-    "pg_pool_waiting_queries",
-    "gauge",
-    "The number of queued requests waiting on a client when all clients are checked out",
-  );
-  readonly malformedMessages = new Metric(
-    "sluice_redis_messages_malformed_total",
-    "counter",
-    "Redis messages that were not Mastodon events, by reason",
-    [{ reason: "invalid_json" }, { reason: "not_an_object" }, { reason: "bad_event_name" }],
-  );
-  readonly unlistenedMessages = new Metric(
-    "sluice_redis_messages_unlistened_total",
-    "counter",
-    "Redis messages for channels no client listened to any more (they raced an UNSUBSCRIBE)",
-  );
-  readonly messageHandlerFailures = new Metric(
-    "sluice_redis_message_handler_failures_total",
-    "counter",
-    "Redis messages whose hand-off to the hub threw (logged); the next message is handled as usual",
-  );
-  readonly undeliverableMessages = new Metric(
-    "sluice_redis_messages_without_payload_total",
-    "counter",
-    "Redis messages on stream channels that were not delivered because they have no payload",
-  );
-  readonly slowClientDisconnects = new Metric(
-    "sluice_slow_client_disconnects_total",
-    "counter",
-    "Clients disconnected because their send queue overflowed",
-    TYPES.map((type) => ({ type })),
-  );
-  readonly redisConnected = new Metric(
-    "sluice_redis_connected",
-    "gauge",
-    "1 while the Redis subscriber connection is up",
-  );
-  readonly redisReconnects = new Metric(
-    "sluice_redis_reconnects_total",
-    "counter",
-    "Times the Redis subscriber connection was re-established",
-  );
-  readonly dbRoundTrips = new Metric(
-    "sluice_db_round_trips_total",
-    "counter",
-    "PostgreSQL queries made, by purpose",
-    [{ purpose: "token" }, { purpose: "list" }, { purpose: "feed_access" }],
-  );
-  readonly filterRoundTrips = new Metric(
-    "sluice_filter_db_round_trips_total",
-    "counter",
-    "Relationship queries made for per-viewer filtering (one per filtered event at most)",
-  );
-  readonly filterCacheLoads = new Metric(
-    "sluice_filter_cache_loads_total",
-    "counter",
-    "Queries that loaded keyword filters into connection caches",
-  );
-  readonly filterDrops = new Metric(
-    "sluice_filter_dropped_total",
-    "counter",
-    "Events not delivered to a viewer by filtering, by reason",
-    ["feed_access", "language", "relationship", "database_error", "invalid_status"].map((
-      reason,
-    ) => ({
-      reason,
-    })),
-  );
-  readonly websocketAborts = new Metric(
-    "sluice_websocket_aborted_total",
-    "counter",
-    "WebSockets closed at the TCP level after their close handshake stalled",
-  );
-  readonly backlogDrops = new Metric(
-    "sluice_backlog_dropped_total",
-    "counter",
-    "Deliveries dropped because a channel's filtering backlog was full",
-  );
-  readonly deliveryLatency = new Metric(
-    "sluice_delivery_latency_seconds_sum",
-    "counter",
-    "Sum of seconds from Redis message arrival to hand-off to the client socket",
-  );
-  readonly deliveries = new Metric(
-    "sluice_delivery_latency_seconds_count",
-    "counter",
-    "Deliveries counted in sluice_delivery_latency_seconds_sum",
-  );
+  readonly connectedClients = gauge("connected_clients", BY_TYPE);
+  readonly connectedChannels = gauge("connected_channels", BY_TYPE_AND_CHANNEL);
+  readonly redisSubscriptions = gauge("redis_subscriptions");
+  readonly redisMessagesReceived = counter("redis_messages_received_total");
+  readonly messagesSent = counter("messages_sent_total", BY_TYPE);
+  readonly pgTotal = gauge("pg_pool_total_connections");
+  readonly pgIdle = gauge("pg_pool_idle_connections");
+  readonly pgWaiting = gauge("pg_pool_waiting_queries");
+  readonly malformedMessages = counter("sluice_redis_messages_malformed_total", MALFORMED);
+  readonly unlistenedMessages = counter("sluice_redis_messages_unlistened_total");
+  readonly messageHandlerFailures = counter("sluice_redis_message_handler_failures_total");
+  readonly undeliverableMessages = counter("sluice_redis_messages_without_payload_total");
+  readonly slowClientDisconnects = counter("sluice_slow_client_disconnects_total", BY_TYPE);
+  readonly redisConnected = gauge("sluice_redis_connected");
+  readonly redisReconnects = counter("sluice_redis_reconnects_total");
+  readonly dbRoundTrips = counter("sluice_db_round_trips_total", PURPOSES);
+  readonly filterRoundTrips = counter("sluice_filter_db_round_trips_total");
+  readonly filterCacheLoads = counter("sluice_filter_cache_loads_total");
+  readonly filterDrops = counter("sluice_filter_dropped_total", DROPS);
+  readonly websocketAborts = counter("sluice_websocket_aborted_total");
+  readonly backlogDrops = counter("sluice_backlog_dropped_total");
+  readonly deliveryLatency = counter("sluice_delivery_latency_seconds_sum");
+  readonly deliveries = counter("sluice_delivery_latency_seconds_count");
   readonly #startTime = Date.now() / 1000;
   /** Called before each exposition to refresh gauges read from elsewhere. */
   beforeRender?: () => void;
