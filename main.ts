@@ -16,6 +16,7 @@ import { EventFilter } from "./src/filter.ts";
 import { Hub } from "./src/hub.ts";
 import { createLogger, type Logger } from "./src/log.ts";
 import { Metrics } from "./src/metrics.ts";
+import { compileTrust } from "./src/proxy_addr.ts";
 import { RedisClient } from "./src/redis/client.ts";
 import { SubscribedKeys } from "./src/redis/subscribed_keys.ts";
 import { RedisSubscriber } from "./src/redis/subscriber.ts";
@@ -90,7 +91,8 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     access,
     clients,
     metrics,
-    log: log.child({ module: "http" }),
+    log, // request records in pino-http's shape, without a module field
+    trustProxy: compileTrust(config.trustedProxyIp),
     ready: async () => {
       if (!subscriber.connected) throw new Error("Redis is not connected");
       await db.ping().catch(() => Promise.reject(new Error("PostgreSQL is not answering")));

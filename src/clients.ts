@@ -65,16 +65,34 @@ export class Clients {
     return this.#streams.size + this.#sessions.size;
   }
 
-  /** Opens an SSE stream of `stream` for `viewer`; returns its response body. */
-  openStream(viewer: Viewer, stream: ResolvedStream): ReadableStream<Uint8Array> {
-    const client = new SseClient(viewer, this.#context, (c) => this.#streams.delete(c));
+  /**
+   * Opens an SSE stream of `stream` for `viewer`; returns its response body.
+   * `closed` runs once when the stream ends, whatever ended it.
+   */
+  openStream(
+    viewer: Viewer,
+    stream: ResolvedStream,
+    closed?: () => void,
+  ): ReadableStream<Uint8Array> {
+    const client = new SseClient(viewer, this.#context, (c) => {
+      this.#streams.delete(c);
+      closed?.();
+    });
     this.#streams.add(client);
     client.subscribe(stream);
     return client.body;
   }
 
-  /** Upgrades an authenticated request to a WebSocket session; returns the 101 response. */
-  acceptWebSocket(request: Request, viewer: Viewer, requestId: string): Response {
+  /**
+   * Upgrades an authenticated request to a WebSocket session; returns the 101
+   * response. `ended` runs when the socket closes, with its close code.
+   */
+  acceptWebSocket(
+    request: Request,
+    viewer: Viewer,
+    requestId: string,
+    ended?: (code: number) => void,
+  ): Response {
     return acceptWebSocket(request, {
       viewer,
       requestId,
@@ -83,6 +101,7 @@ export class Clients {
       closeGraceMs: this.#closeGraceMs,
       opened: (session) => this.#sessions.add(session),
       closed: (session) => this.#sessions.delete(session),
+      ended,
     });
   }
 

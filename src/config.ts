@@ -15,6 +15,7 @@ import { splitUrl } from "./_connection_url.ts";
 import { environment, type Getter, type TextFileReader } from "./_env_file.ts";
 import { ConfigError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { compileTrust } from "./proxy_addr.ts";
 
 export { ConfigError } from "./errors.ts";
 export type { Getter, TextFileReader } from "./_env_file.ts";
@@ -132,12 +133,11 @@ export function parseConfig(
   options: { readTextFile?: TextFileReader } = {},
 ): Readonly<Config> {
   const nodeEnv = nonEmpty(get, "NODE_ENV") ?? "development";
-  const trusted = nonEmpty(get, "TRUSTED_PROXY_IP") ?? "loopback,uniquelocal";
   return deepFreeze(defined({
     nodeEnv,
     logLevel: logLevel(get, nodeEnv),
     listen: listen(get),
-    trustedProxyIp: trusted.split(/[\s,]+/).filter((entry) => entry !== ""),
+    trustedProxyIp: trustedProxyIp(get),
     postgres: postgres(get, nodeEnv, options.readTextFile),
     redis: redis(get),
     redisNamespace: nonEmpty(get, "REDIS_NAMESPACE"),
@@ -148,6 +148,21 @@ export function parseConfig(
 }
 
 // --- numbers and small values -------------------------------------------------
+
+/** TRUSTED_PROXY_IP's entries (default Mastodon's), each checked now so a bad one stops start-up. */
+function trustedProxyIp(get: Getter): string[] {
+  const value = nonEmpty(get, "TRUSTED_PROXY_IP") ?? "loopback,uniquelocal";
+  const entries = value.split(/[\s,]+/).filter((entry) => entry !== "");
+  try {
+    compileTrust(entries);
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new ConfigError(`Cannot parse TRUSTED_PROXY_IP: ${err.message}`);
+    }
+    throw err;
+  }
+  return entries;
+}
 
 interface Range {
   min: number;

@@ -1,7 +1,8 @@
 /**
- * Structured JSON-line logging. One record per line on stdout, level as a
- * string like pino's, fields merged in. Tokens must be redacted by callers
- * before they reach a record; `redactUrl` helps with query strings.
+ * Structured JSON-line logging. One record per line on stdout, shaped like
+ * pino's: level as a string, `time`, `pid`, `hostname`, `name`, the fields,
+ * `msg`. Tokens must be redacted by callers before they reach a record;
+ * `redactUrl` does it for a request URL from its parsed query.
  * This module never reads the environment.
  *
  * @module
@@ -41,16 +42,32 @@ function stdoutSink(line: string): void {
   while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
 }
 
+/**
+ * `pid` and `hostname` as pino writes them on every record. The host name
+ * needs `--allow-sys=hostname`; without it (never prompting) the field is left out.
+ */
+function processFields(): Fields {
+  try {
+    const sys = Deno.permissions.querySync({ name: "sys", kind: "hostname" });
+    if (sys.state === "granted") return { pid: Deno.pid, hostname: Deno.hostname() };
+  } catch {
+    // no permission API (or no host name): the pid alone
+  }
+  return { pid: Deno.pid };
+}
+
 /** Creates the root logger. `sink` receives each JSON line (default: stdout). */
 export function createLogger(
   options: { level: LogLevel; name?: string; sink?: (line: string) => void },
 ): Logger {
   const min = RANK[options.level];
   const sink = options.sink ?? stdoutSink;
+  const origin = min < RANK.silent ? processFields() : {};
+  const name = options.name ?? "sluice";
   const make = (base: Fields): Logger => {
     const emit = (level: Exclude<LogLevel, "silent">) => (msg: string, fields?: Fields) => {
       if (RANK[level] < min) return;
-      const record: Fields = { level, time: Date.now(), name: options.name ?? "sluice", ...base };
+      const record: Fields = { level, time: Date.now(), ...origin, name, ...base };
       if (fields) {
         for (const [k, v] of Object.entries(fields)) {
           record[k] = v instanceof Error ? errorFields(v) : v;
@@ -79,7 +96,22 @@ function errorFields(err: Error): Fields {
 /** A logger that drops everything (for tests and tools). */
 export const silentLogger: Logger = createLogger({ level: "silent" });
 
-/** `access_token=…` in a URL or query string becomes `access_token=[Redacted]`. */
-export function redactUrl(url: string): string {
-  return url.replace(/([?&]access_token=)[^&#]*/g, "$1[Redacted]");
+/** Query parameters whose values are secrets (Mastodon's token parameter). */
+const SECRET_PARAMETERS: ReadonlySet<string> = new Set(["access_token"]);
+const REDACTED = "[Redacted]";
+
+/**
+ * The path and query of `url` for a log record: each query pair whose name,
+ * parsed as `URLSearchParams` parses it (so `access%5Ftoken` too) and in any
+ * letter case, is a secret parameter becomes `<name as sent>=[Redacted]`; every other pair is kept as sent.
+ */
+export function redactUrl(url: URL): string {
+  if (url.search.length <= 1) return url.pathname;
+  const pairs = url.search.slice(1).split("&").map((pair) => {
+    const [parsed] = new URLSearchParams("&" + pair); // "&": a leading "?" is not stripped
+    if (parsed === undefined || !SECRET_PARAMETERS.has(parsed[0].toLowerCase())) return pair;
+    const equals = pair.indexOf("=");
+    return `${equals < 0 ? pair : pair.slice(0, equals)}=${REDACTED}`;
+  });
+  return `${url.pathname}?${pairs.join("&")}`;
 }

@@ -1,10 +1,11 @@
 /**
- * The HTTP surface as one plain `(Request) => Promise<Response>` built from a
- * route table: every route is a row (a matcher and a top-level handler),
- * tried in order, from CORS preflight and WebSocket upgrades on any path to
- * the SSE stream paths with Mastodon's error statuses and messages. Every
- * failure is answered by {@link errorResponse}. router.ts never calls
- * `Deno.serve` and never holds a connection.
+ * The HTTP surface as one plain `(Request, info?) => Promise<Response>` built
+ * from a route table: every route is a row (a matcher and a top-level
+ * handler), tried in order, from CORS preflight and WebSocket upgrades on any
+ * path to the SSE stream paths with Mastodon's error statuses and messages.
+ * Every failure is answered by {@link errorResponse}; every request gets its
+ * one request-log record (at once, or when its stream closes). router.ts
+ * never calls `Deno.serve` and never holds a connection.
  *
  * @module
  */
@@ -12,8 +13,10 @@ import type { Access } from "./access.ts";
 import { type Authenticator, findToken } from "./auth.ts";
 import type { Clients } from "./clients.ts";
 import { describeError } from "./errors.ts";
-import { type Logger, redactUrl } from "./log.ts";
+import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import type { TrustProxy } from "./proxy_addr.ts";
+import { type PeerInfo, RequestRecord } from "./request_log.ts";
 import { sseHeaders } from "./sse.ts";
 import { streamFromPath } from "./timeline.ts";
 import { queryParams } from "./websocket.ts";
@@ -24,7 +27,10 @@ export interface RouterOptions {
   access: Access;
   clients: Pick<Clients, "openStream" | "acceptWebSocket">;
   metrics: Pick<Metrics, "render">;
+  /** Receives the request records (pino-http's shape). */
   log: Logger;
+  /** Which peers' X-Forwarded-For is believed (TRUSTED_PROXY_IP). */
+  trustProxy: TrustProxy;
   /** Resolves when Redis and PostgreSQL are usable; throws with a reason otherwise. */
   ready: () => Promise<void>;
 }
@@ -35,6 +41,8 @@ interface Exchange {
   readonly url: URL;
   readonly requestId: string;
   readonly options: RouterOptions;
+  /** This request's log record; a stream defers it until it closes. */
+  readonly record: RequestRecord;
 }
 
 /** A row of the table: the first row whose `matches` is true answers. */
@@ -74,22 +82,25 @@ export const ROUTES: readonly Route[] = [
   { name: "stream", matches: () => true, handle: stream },
 ];
 
+/** A request handler: `info` (Deno's) gives the peer address for the log. */
+export type Handler = (request: Request, info?: PeerInfo) => Promise<Response>;
+
 /** Builds the request handler over {@link ROUTES}. */
-export function createHandler(options: RouterOptions): (request: Request) => Promise<Response> {
-  return async (request) => {
+export function createHandler(options: RouterOptions): Handler {
+  const { log, trustProxy } = options;
+  return async (request, info) => {
     const requestId = crypto.randomUUID();
     const url = new URL(request.url);
-    options.log.debug("Request", {
-      requestId,
-      method: request.method,
-      url: redactUrl(url.pathname + url.search),
-    });
+    const record = new RequestRecord({ log, trustProxy, request, url, id: requestId, info });
+    log.debug("request started", { req: record.req });
     const route = ROUTES.find((r) => r.matches(request, url))!;
     try {
-      return await route.handle({ request, url, requestId, options });
+      const response = await route.handle({ request, url, requestId, options, record });
+      record.responded(response);
+      return response;
     } catch (err) {
       const { status, message } = describeError(err);
-      if (status === 500) options.log.error(`${route.name} request failed`, { err, requestId });
+      record.write({ status, err });
       return (route.fail ?? errorResponse)(status, message, requestId);
     }
   };
@@ -149,22 +160,28 @@ function metrics({ options, requestId }: Exchange): Response {
 }
 
 /** An SSE stream path: channel, token, method, access, then the stream itself. */
-async function stream({ request, url, requestId, options }: Exchange): Promise<Response> {
+async function stream(exchange: Exchange): Promise<Response> {
+  const { request, url, requestId, options } = exchange;
   const name = streamFromPath(url.pathname, url.searchParams);
   if (name === undefined) return errorResponse(400, "Unknown channel requested", requestId);
   const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
   if (!READ.includes(request.method)) return errorResponse(404, "Not found", requestId);
   const resolved = await options.access.resolve(viewer, name, queryParams(url.searchParams));
-  const body = request.method === "HEAD" ? null : options.clients.openStream(viewer, resolved);
+  const body = request.method === "HEAD"
+    ? null
+    : options.clients.openStream(viewer, resolved, exchange.record.untilClosed(200));
   return new Response(body, { headers: sseHeaders(requestId) });
 }
 
 /** A WebSocket upgrade on any path: authenticate, then hand the socket to the clients. */
-async function upgrade({ request, url, requestId, options }: Exchange): Promise<Response> {
+async function upgrade(exchange: Exchange): Promise<Response> {
+  const { request, url, requestId, options } = exchange;
   const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
+  const closed = exchange.record.untilClosed(101);
   try {
-    return options.clients.acceptWebSocket(request, viewer, requestId);
+    return options.clients.acceptWebSocket(request, viewer, requestId, closed);
   } catch {
+    exchange.record.write({ status: 400 });
     return new Response("Bad WebSocket upgrade request", { status: 400 });
   }
 }

@@ -23,7 +23,8 @@ export interface RunningServer {
 /** Starts serving `handler` on `listen`. */
 export function startServer(options: {
   listen: Listen;
-  handler: (request: Request) => Promise<Response>;
+  /** Called with Deno's `info` too: the request log reads the peer address from it. */
+  handler: (request: Request, info: Deno.ServeHandlerInfo) => Promise<Response>;
   log: Logger;
   /** Ends every open stream (WebSockets with 1001) when shutdown starts. */
   goAway: () => void;

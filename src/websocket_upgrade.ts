@@ -16,6 +16,8 @@ import { type ClientPort, type SessionContext, WebSocketSession } from "./websoc
 
 /** How long a closing socket may take to finish the close handshake. */
 const CLOSE_GRACE_MS = 5_000;
+/** Close codes: no status in the close frame; closed without a close frame. */
+const [NO_STATUS, ABNORMAL] = [1005, 1006];
 
 /** What an upgrade needs besides the request. */
 export interface UpgradeOptions {
@@ -29,6 +31,11 @@ export interface UpgradeOptions {
   opened(session: WebSocketSession): void;
   /** Called once when the socket of a started session has closed. */
   closed(session: WebSocketSession): void;
+  /**
+   * Called once when the socket closes, opened or not, with its close code:
+   * the one Sluice sent if it started the close, else the client's.
+   */
+  ended?(code: number): void;
 }
 
 /** Upgrades an authenticated request and runs its session. */
@@ -41,14 +48,17 @@ export function acceptWebSocket(request: Request, options: UpgradeOptions): Resp
   response.headers.set("X-Request-Id", options.requestId);
   let query: URLSearchParams | undefined = new URL(request.url).searchParams;
   let session: WebSocketSession | undefined;
+  let sent: number | undefined;
+  const port = closingPort(socket, options, (code) => sent ??= code ?? NO_STATUS);
   socket.onopen = () => {
-    session = new WebSocketSession(options.viewer, options.context, closingPort(socket, options));
+    session = new WebSocketSession(options.viewer, options.context, port);
     options.opened(session);
     session.start(query!);
     query = undefined;
   };
   socket.onmessage = (e) => session?.receive(e.data);
-  socket.onclose = () => {
+  socket.onclose = (e) => {
+    options.ended?.(sent ?? (e.code === 0 ? ABNORMAL : e.code)); // Deno reports 0 for 1006
     if (session === undefined) return;
     options.closed(session);
     session.dispose();
@@ -58,7 +68,11 @@ export function acceptWebSocket(request: Request, options: UpgradeOptions): Resp
 }
 
 /** The session's port: a close is followed by an abort when the handshake stalls. */
-function closingPort(socket: WebSocket, options: UpgradeOptions): ClientPort {
+function closingPort(
+  socket: WebSocket,
+  options: UpgradeOptions,
+  closing: (code?: number) => void,
+): ClientPort {
   const grace = options.closeGraceMs ?? CLOSE_GRACE_MS;
   const { metrics, log } = options.context;
   return {
@@ -67,6 +81,7 @@ function closingPort(socket: WebSocket, options: UpgradeOptions): ClientPort {
       return socket.bufferedAmount;
     },
     close(code?: number, reason?: string) {
+      closing(code);
       socket.close(code, reason);
       const timer = setTimeout(() => {
         if (socket.readyState === WebSocket.CLOSED) return;

@@ -160,6 +160,16 @@ Deno.test("TRUSTED_PROXY_IP is split on commas and whitespace", async (t) => {
   }
 });
 
+Deno.test("A TRUSTED_PROXY_IP entry that is no preset, address or range stops start-up", () => {
+  for (const entry of ["loopbak", "10.0.0.0/33", "true"]) {
+    assertConfigError(
+      () => parse({ TRUSTED_PROXY_IP: `loopback, ${entry}` }),
+      "Cannot parse TRUSTED_PROXY_IP: expected loopback, linklocal, uniquelocal, an IP address " +
+        `or a CIDR range, got ${JSON.stringify(entry)}`,
+    );
+  }
+});
+
 Deno.test("integer variables stop start-up naming the variable and the value", async (t) => {
   const PORT = "an integer from 1 to 65535";
   const table: [string, string, string][] = [

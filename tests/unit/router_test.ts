@@ -3,23 +3,33 @@ import { Access, type ResolvedStream } from "../../src/access.ts";
 import { Authenticator, type Viewer } from "../../src/auth.ts";
 import type { TokenRow } from "../../src/db.ts";
 import { createLogger } from "../../src/log.ts";
+import { compileTrust } from "../../src/proxy_addr.ts";
+import type { PeerInfo } from "../../src/request_log.ts";
 import { createHandler, errorResponse, type RouterOptions, ROUTES } from "../../src/router.ts";
 import { unhandledError } from "../../src/server.ts";
 import { type AccessDb, accessDb, viewer } from "../_support/fakes.ts";
 
 const BASE = "http://streaming.test";
 
+/** One parsed log line. */
+type LogRecord = { level: string; msg: string } & Record<string, unknown>;
+
 /** A router over fakes; `tokens` maps tokens to viewers, "boom" makes the lookup fail. */
 function setup(
-  options: { ready?: () => Promise<void>; db?: AccessDb; upgradeThrows?: boolean } = {},
+  options: {
+    ready?: () => Promise<void>;
+    db?: AccessDb;
+    upgradeThrows?: boolean;
+    trust?: string[];
+  } = {},
 ) {
   const tokens = new Map<string, TokenRow>([
     ["alice", viewer()],
     ["writer", viewer({ scopes: ["write"] })],
   ]);
   const opened: Array<{ viewer: Viewer; stream: ResolvedStream }> = [];
-  const upgraded: Array<{ viewer: Viewer; requestId: string }> = [];
-  const logs: Array<{ level: string; msg: string }> = [];
+  const upgraded: Array<{ viewer: Viewer; requestId: string; ended?: (code: number) => void }> = [];
+  const logs: LogRecord[] = [];
   const router: RouterOptions = {
     auth: new Authenticator({
       db: {
@@ -31,18 +41,23 @@ function setup(
     }),
     access: new Access({ db: options.db ?? accessDb() }),
     clients: {
-      openStream: (viewer, stream) => {
+      openStream: (viewer, stream, closed) => {
         opened.push({ viewer, stream });
-        return ReadableStream.from([new TextEncoder().encode(":)\n")]);
+        return new ReadableStream({ // ends (and reports it) once read, or when cancelled
+          start: (c) => c.enqueue(new TextEncoder().encode(":)\n")),
+          pull: (c) => (c.close(), closed?.()),
+          cancel: () => closed?.(),
+        });
       },
-      acceptWebSocket: (_request, viewer, requestId) => {
+      acceptWebSocket: (_request, viewer, requestId, ended) => {
         if (options.upgradeThrows) throw new TypeError("not an upgrade");
-        upgraded.push({ viewer, requestId });
+        upgraded.push({ viewer, requestId, ended });
         return new Response("upgraded");
       },
     },
     metrics: { render: () => "connected_clients 0\n" },
     log: createLogger({ level: "debug", sink: (line) => logs.push(JSON.parse(line)) }),
+    trustProxy: compileTrust(options.trust ?? ["loopback", "uniquelocal"]),
     ready: options.ready ?? (() => Promise.resolve()),
   };
   return { handle: createHandler(router), opened, upgraded, logs };
@@ -230,11 +245,179 @@ Deno.test("Upgrades on any path are authenticated and answered bare on failure",
   });
 });
 
-Deno.test("The request log redacts the token", async () => {
+const tcp = (hostname: string): PeerInfo => ({
+  remoteAddr: { transport: "tcp", hostname, port: 50123 },
+});
+const unix: PeerInfo = { remoteAddr: { transport: "unix", path: "/run/sluice/sluice.sock" } };
+/** The request records ("request completed" / "request errored"), not the debug lines. */
+const records = (logs: LogRecord[]) =>
+  logs.filter((l) => l.msg === "request completed" || l.msg === "request errored");
+const req = (record: LogRecord) => record.req as Record<string, unknown>;
+
+Deno.test("Each request gets one record in pino-http's shape", async () => {
   const { handle, logs } = setup();
-  await (await handle(get("/api/v1/streaming/public?access_token=alice"))).body?.cancel();
-  const request = logs.find((l) => l.msg === "Request") as unknown as { url: string };
-  assert.equal(request.url, "/api/v1/streaming/public?access_token=[Redacted]");
+  const response = await handle(get("/api/v1/streaming/health"), tcp("203.0.113.9"));
+  assert.equal(await response.text(), "OK");
+  const [record, ...more] = records(logs);
+  assert.equal(more.length, 0);
+  assert.deepEqual(Object.keys(record), [
+    "level",
+    "time",
+    "pid",
+    "hostname",
+    "name",
+    "req",
+    "res",
+    "responseTime",
+    "msg",
+  ]);
+  const { time, pid, hostname, responseTime, ...rest } = record;
+  assert.equal(typeof time, "number");
+  assert.equal(pid, Deno.pid);
+  assert.equal(hostname, Deno.hostname());
+  assert.ok(Number.isInteger(responseTime) && (responseTime as number) >= 0);
+  assert.deepEqual(rest, {
+    level: "info",
+    name: "sluice",
+    req: {
+      id: response.headers.get("x-request-id"),
+      method: "GET",
+      url: "/api/v1/streaming/health",
+      remoteAddress: "203.0.113.9",
+    },
+    res: { statusCode: 200 },
+    msg: "request completed",
+  });
+});
+
+Deno.test("No log line has the token, however the query names it", async (t) => {
+  const table: Array<[query: string, status: number, url: string]> = [
+    ["access_token=alice", 200, "access_token=[Redacted]"],
+    ["access%5Ftoken=alice", 200, "access%5Ftoken=[Redacted]"],
+    ["%61ccess%5ftoken=alice&local=1", 200, "%61ccess%5ftoken=[Redacted]&local=1"],
+    [
+      "access_token=alice&access%5Ftoken=alice",
+      401,
+      "access_token=[Redacted]&access%5Ftoken=[Redacted]",
+    ],
+  ];
+  for (const [query, status, url] of table) {
+    await t.step(query, async () => {
+      const { handle, logs } = setup();
+      const response = await handle(get(`/api/v1/streaming/public?${query}`), tcp("127.0.0.1"));
+      assert.equal(response.status, status);
+      await response.body?.cancel();
+      assert.deepEqual(records(logs).map((r) => req(r).url), [`/api/v1/streaming/public?${url}`]);
+      const started = logs.find((l) => l.msg === "request started")!;
+      assert.equal(started.level, "debug");
+      assert.equal(req(started).url, `/api/v1/streaming/public?${url}`);
+      assert.ok(!JSON.stringify(logs).includes("alice"), JSON.stringify(logs));
+    });
+  }
+});
+
+Deno.test("remoteAddress is the peer, or X-Forwarded-For's client behind a trusted proxy", async (t) => {
+  const xff = { "X-Forwarded-For": "6.6.6.6, 203.0.113.7" };
+  const table: Array<[string, PeerInfo | undefined, Record<string, string>, string?, string[]?]> = [
+    ["peer alone", tcp("198.51.100.1"), {}, "198.51.100.1"],
+    ["loopback proxy: the forwarded client", tcp("127.0.0.1"), xff, "203.0.113.7"],
+    ["uniquelocal proxy, IPv4-mapped", tcp("::ffff:10.0.0.3"), xff, "203.0.113.7"],
+    ["untrusted peer: header ignored", tcp("198.51.100.1"), xff, "198.51.100.1"],
+    ["peer outside TRUSTED_PROXY_IP", tcp("127.0.0.1"), xff, "127.0.0.1", ["10.0.0.1"]],
+    ["unix socket peer: the forwarded client", unix, xff, "203.0.113.7"],
+    ["unix socket peer without a header: none", unix, {}, undefined],
+    ["no connection info (a test): none", undefined, xff, undefined],
+  ];
+  for (const [name, info, headers, expected, trust] of table) {
+    await t.step(name, async () => {
+      const { handle, logs } = setup({ trust });
+      await (await handle(get("/api/v1/streaming/health", { headers }), info)).text();
+      const [record] = records(logs);
+      assert.equal(req(record).remoteAddress, expected);
+      assert.equal("remoteAddress" in req(record), expected !== undefined);
+    });
+  }
+});
+
+Deno.test("Refused requests are info records; only a 500 is an error, with its error", async () => {
+  const { handle, logs } = setup({
+    ready: () => Promise.reject(new Error("Redis is not connected")),
+  });
+  const requests = [
+    get("/api/v1/streaming/public"),
+    get("/api/v1/streaming/public", bearer("nobody")),
+    upgrade("/api/v1/streaming"),
+    get("/api/v1/streaming/health/ready"),
+    get("/api/v1/streaming/nothing"),
+    get("/api/v1/streaming/public", bearer("boom")),
+  ];
+  for (const request of requests) await (await handle(request)).body?.cancel();
+  assert.deepEqual(
+    records(logs).map((r) => [r.level, (r.res as { statusCode: number }).statusCode, r.msg]),
+    [
+      ["info", 401, "request completed"],
+      ["info", 401, "request completed"],
+      ["info", 401, "request completed"],
+      ["info", 503, "request completed"],
+      ["info", 400, "request completed"],
+      ["error", 500, "request errored"],
+    ],
+  );
+  assert.deepEqual(records(logs).map((r) => r.err), [
+    ...Array(5).fill(undefined),
+    { type: "Error", message: "database down" },
+  ]);
+  assert.equal(logs.filter((l) => l.level === "error").length, 1);
+});
+
+Deno.test("An SSE stream's record is written when the stream closes", async (t) => {
+  await t.step("cancelled by the client", async () => {
+    const { handle, logs } = setup();
+    const response = await handle(get("/api/v1/streaming/public", bearer("alice")));
+    assert.equal(response.status, 200);
+    assert.equal(records(logs).length, 0, "nothing while the stream is open");
+    await response.body!.cancel();
+    assert.deepEqual(records(logs).map((r) => [r.level, r.res]), [["info", { statusCode: 200 }]]);
+  });
+
+  await t.step("ended by the server, recorded once", async () => {
+    const { handle, logs } = setup();
+    const response = await handle(get("/api/v1/streaming/public", bearer("alice")));
+    assert.equal(await response.text(), ":)\n");
+    assert.equal(records(logs).length, 1);
+  });
+
+  await t.step("HEAD opens no stream and is recorded at once", async () => {
+    const { handle, logs } = setup();
+    await handle(get("/api/v1/streaming/public", { method: "HEAD", ...bearer("alice") }));
+    assert.deepEqual(records(logs).map((r) => r.res), [{ statusCode: 200 }]);
+  });
+});
+
+Deno.test("A WebSocket's record is written when it closes, with 101 and the close code", async () => {
+  const { handle, logs, upgraded } = setup();
+  const response = await handle(upgrade("/api/v1/streaming?access%5Ftoken=alice"), tcp("::1"));
+  await response.body?.cancel();
+  assert.equal(records(logs).length, 0, "nothing while the socket is open");
+  upgraded[0].ended!(1006);
+  upgraded[0].ended!(1000); // a second close report is ignored
+  const [record, ...more] = records(logs);
+  assert.equal(more.length, 0);
+  assert.equal(record.level, "info");
+  assert.deepEqual(record.res, { statusCode: 101 });
+  assert.equal(record.closeCode, 1006);
+  assert.deepEqual(req(record), {
+    id: upgraded[0].requestId,
+    method: "GET",
+    url: "/api/v1/streaming?access%5Ftoken=[Redacted]",
+    remoteAddress: "::1",
+  });
+});
+
+Deno.test("A refused upgrade is recorded at once with its 400", async () => {
+  const { handle, logs } = setup({ upgradeThrows: true });
+  await (await handle(upgrade("/?access_token=alice"))).text();
+  assert.deepEqual(records(logs).map((r) => r.res), [{ statusCode: 400 }]);
 });
 
 Deno.test("The server's last-resort error is the router's 500 response, logged", async () => {
