@@ -33,13 +33,19 @@ export interface MainProcess {
   answering(port?: string): Promise<void>;
 }
 
-/** Starts main.ts with `env` only (LOG_LEVEL defaults to info), extra Deno `flags` and script `args`. */
+/**
+ * Starts main.ts with `env` only (LOG_LEVEL defaults to info), extra Deno `flags` and script
+ * `args`; or, with `program` (a compiled binary, or another `deno run` line), that command
+ * followed by `args`.
+ */
 export function spawnMain(
   env: Record<string, string>,
-  options: { flags?: string[]; args?: string[] } = {},
+  options: { flags?: string[]; args?: string[]; program?: string[] } = {},
 ): MainProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSIONS, ...(options.flags ?? []), MAIN, ...(options.args ?? [])],
+  const [command, ...leading] = options.program ??
+    [Deno.execPath(), "run", ...PERMISSIONS, ...(options.flags ?? []), MAIN];
+  const child = new Deno.Command(command, {
+    args: [...leading, ...(options.args ?? [])],
     env: { LOG_LEVEL: "info", ...env },
     clearEnv: true,
     stdin: "null",
