@@ -5,6 +5,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { LogLines, type LogRecord } from "./log_lines.ts";
 
 /** The permissions of `deno task start`. */
@@ -77,4 +78,18 @@ export function spawnMain(
       if (await response.text() !== "OK") throw new Error(`health: ${response.status}`);
     },
   };
+}
+
+/** Runs `check` on a started process, then SIGTERM: a clean exit 0, or SIGKILL if `check` failed. */
+export async function stopping(main: MainProcess, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (error) {
+    main.child.kill("SIGKILL");
+    await main.exited();
+    throw error;
+  }
+  main.child.kill("SIGTERM");
+  const { code, stderr } = await main.exited();
+  assert.equal(code, 0, `exit code after SIGTERM; stderr: ${stderr}`);
 }
