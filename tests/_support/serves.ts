@@ -1,14 +1,16 @@
 /**
  * What a Sluice process must do however it was built or started (a compiled
- * binary, `deno run --cached-only`): answer health and readiness, and carry a
- * published event to an SSE stream and to a WebSocket. Sluice's SUBSCRIBEs
+ * binary, `deno run --cached-only`): answer health and readiness, carry a
+ * published event to an SSE stream and to a WebSocket, and exit 0 on SIGTERM. Sluice's SUBSCRIBEs
  * are awaited through Redis MONITOR, not a timer.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { SseReader, WsClient } from "./clients.ts";
-import type { Services } from "./stack.ts";
+import { spawnMain, stopping } from "./main_process.ts";
+import { serviceEnv, type Services } from "./stack.ts";
+import { freePort } from "../../scripts/free_port.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -55,7 +57,11 @@ class Monitor {
 
   [Symbol.dispose](): void {
     this.#reader.releaseLock();
-    this.#conn.close();
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed: a timed-out wait cancelled the reader
+    }
   }
 }
 
@@ -88,4 +94,21 @@ export async function assertServesStreams(services: Services, port: number): Pro
   await sse.contains("event: delete\ndata: 1\n\n");
   assert.equal(await publish("timeline:1", '{"event":"delete","payload":"7"}'), 1);
   assert.equal(await ws.next(), '{"stream":["user"],"event":"delete","payload":"7"}');
+}
+
+/**
+ * Starts `program` (Sluice as a command line, e.g. a compiled binary) against the services on
+ * a free port with `env` added, checks it serves streams, then SIGTERM: it must exit 0.
+ */
+export async function assertProgramServes(
+  services: Services,
+  program: string[],
+  env: Record<string, string> = {},
+): Promise<void> {
+  const port = freePort();
+  const sluice = spawnMain({ ...serviceEnv(services), ...env, PORT: String(port) }, { program });
+  await stopping(sluice, async () => {
+    await sluice.listening();
+    await assertServesStreams(services, port);
+  });
 }

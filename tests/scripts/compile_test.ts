@@ -9,10 +9,8 @@
  */
 import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
-import { spawnMain, stopping } from "../_support/main_process.ts";
-import { assertServesStreams } from "../_support/serves.ts";
-import { serviceEnv, startServices } from "../_support/stack.ts";
-import { freePort } from "../../scripts/free_port.ts";
+import { assertProgramServes } from "../_support/serves.ts";
+import { startServices } from "../_support/stack.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const decoder = new TextDecoder();
@@ -131,14 +129,7 @@ Deno.test({
     try {
       await build(`${dir}/sluice`, DENORT_BIN!);
       await assertIsSluice(`${dir}/sluice`, DENORT_BIN!);
-      const port = freePort();
-      const sluice = spawnMain({ ...serviceEnv(services), PORT: String(port) }, {
-        program: [`${dir}/sluice`],
-      });
-      await stopping(sluice, async () => {
-        await sluice.listening();
-        await assertServesStreams(services, port);
-      });
+      await assertProgramServes(services, [`${dir}/sluice`]);
     } finally {
       await services.close();
       await Deno.remove(dir, { recursive: true });

@@ -58,8 +58,6 @@ interface Dev {
   redisUrl: string;
   /** The printed command that replays the demo messages. */
   publishCommand: string;
-  /** Watches alice's public stream, as the printed curl command does. */
-  watchPublic(): Promise<SseReader>;
   /** Ctrl-C: asserts a clean exit and that Sluice, Redis and PostgreSQL are gone. */
   interrupt(): Promise<void>;
   kill(): Promise<void>;
@@ -101,10 +99,6 @@ async function startDev(
       port,
       redisUrl,
       publishCommand,
-      watchPublic: () =>
-        SseReader.open(`http://127.0.0.1:${port}/api/v1/streaming/public`, {
-          Authorization: "Bearer token-alice",
-        }),
       interrupt: async () => {
         dev.kill("SIGINT");
         assert.equal((await dev.status).code, 0);
@@ -117,6 +111,28 @@ async function startDev(
     await kill();
     throw error;
   }
+}
+
+/**
+ * What the instructions say: watch alice's public stream (as the printed curl
+ * does), paste the printed publish command into a shell with `env`, and see
+ * the first demo message arrive.
+ */
+async function followPublish(dev: Dev, env: Record<string, string>): Promise<void> {
+  await using sse = await SseReader.open(
+    `http://127.0.0.1:${dev.port}/api/v1/streaming/public`,
+    { Authorization: "Bearer token-alice" },
+  );
+  await sse.contains(":)\n");
+  const publish = await new Deno.Command("/bin/sh", {
+    args: ["-c", `${dev.publishCommand} --delay-ms 0`],
+    cwd: ROOT,
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(publish.code, 0, decoder.decode(publish.stderr));
+  await sse.contains('event: update\ndata: {"id":"115000000000000001"');
 }
 
 /** A PATH like this one with every directory holding `deno` replaced by a copy without it. */
@@ -164,21 +180,10 @@ Deno.test("dev prints deno commands when deno is on PATH and npx ones otherwise 
 Deno.test("deno task dev starts a working stack, its instructions stream events, Ctrl-C stops it all", async () => {
   const dev = await startDev("deno", ["task", "dev"], NOT_NPX);
   try {
-    assert.match(dev.out, /^ {2}deno task publish --redis redis:\/\//m);
+    assert.equal(dev.publishCommand, `deno task publish --redis ${dev.redisUrl}`);
     assert.match(dev.out, /^ {2}deno eval "const ws = new WebSocket/m);
 
-    // What the instructions say: watch alice's public stream, then replay the demo messages.
-    const sse = await dev.watchPublic();
-    await sse.contains(":)\n");
-    const publish = await new Deno.Command("deno", {
-      args: ["task", "publish", "--redis", dev.redisUrl, "--delay-ms", "0"],
-      cwd: ROOT,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(publish.code, 0, decoder.decode(publish.stderr));
-    await sse.contains('event: update\ndata: {"id":"115000000000000001"');
-    await sse.close();
+    await followPublish(dev, {});
     await dev.interrupt();
   } finally {
     await dev.kill();
@@ -203,19 +208,7 @@ Deno.test("Without deno on PATH, dev prints npx commands, and the printed publis
     assert.match(dev.out, /^ {2}npx -y deno@2 eval "const ws = new WebSocket/m);
     assert.doesNotMatch(dev.out, /^ {2}deno /m);
 
-    // Paste the printed publish command into a shell that has no deno (npx fetches deno@2).
-    const sse = await dev.watchPublic();
-    await sse.contains(":)\n");
-    const publish = await new Deno.Command("/bin/sh", {
-      args: ["-c", `${dev.publishCommand} --delay-ms 0`],
-      cwd: ROOT,
-      env: { PATH },
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(publish.code, 0, decoder.decode(publish.stderr));
-    await sse.contains('event: update\ndata: {"id":"115000000000000001"');
-    await sse.close();
+    await followPublish(dev, { PATH }); // a shell without deno: npx provides deno@2
     await dev.interrupt();
   } finally {
     await dev.kill();

@@ -6,9 +6,9 @@
  * it work.
  */
 import assert from "node:assert/strict";
-import { PERMISSIONS, spawnMain, stopping } from "../_support/main_process.ts";
-import { assertServesStreams } from "../_support/serves.ts";
-import { serviceEnv, startServices } from "../_support/stack.ts";
+import { PERMISSIONS, spawnMain } from "../_support/main_process.ts";
+import { assertProgramServes } from "../_support/serves.ts";
+import { startServices } from "../_support/stack.ts";
 import { freePort } from "../../scripts/free_port.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
@@ -30,13 +30,7 @@ Deno.test("deno run --cached-only starts Sluice from a DENO_DIR filled by deno i
     }).output();
     assert.equal(install.code, 0, decoder.decode(install.stderr) + decoder.decode(install.stdout));
 
-    const port = freePort();
-    const env = { ...serviceEnv(services), PORT: String(port), DENO_DIR: denoDir };
-    const sluice = spawnMain(env, { program: CACHED_ONLY });
-    await stopping(sluice, async () => {
-      await sluice.listening();
-      await assertServesStreams(services, port);
-    });
+    await assertProgramServes(services, CACHED_ONLY, { DENO_DIR: denoDir });
   } finally {
     await services.close();
     await Deno.remove(denoDir, { recursive: true });
