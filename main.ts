@@ -22,6 +22,7 @@ import { SubscribedKeys } from "./src/redis/subscribed_keys.ts";
 import { RedisSubscriber } from "./src/redis/subscriber.ts";
 import { createHandler } from "./src/router.ts";
 import { type RunningServer, startServer } from "./src/server.ts";
+import denoJson from "./deno.json" with { type: "json" };
 
 /** A running Sluice. */
 export interface Sluice {
@@ -125,6 +126,10 @@ function envFileFlag(args: string[]): string | undefined {
 }
 
 if (import.meta.main) {
+  if (Deno.args.includes("--version")) {
+    console.log(`sluice ${denoJson.version} (deno ${Deno.version.deno})`); // identifies a binary
+    Deno.exit(0);
+  }
   let config: Readonly<Config>;
   try {
     config = loadConfig({ envFile: envFileFlag(Deno.args) });

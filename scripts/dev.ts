@@ -6,6 +6,10 @@
  * feed the streams. SIGINT/SIGTERM (or Sluice exiting) stops everything it
  * started and removes the temporary directories.
  *
+ * The printed commands run Deno the way the reader can: `deno …` when their
+ * shell has `deno` on PATH, `npx -y deno@2 …` when it does not or when this
+ * task itself runs under npx (whose PATH holds a `deno` the shell lacks).
+ *
  * @module
  */
 import { type PostgresServer, startPostgresServer } from "./postgres_server.ts";
@@ -17,6 +21,8 @@ const HEALTH_TIMEOUT_MS = 30_000;
 const HEALTH_POLL_MS = 100;
 const STOP_DEADLINE_MS = 10_000;
 const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+/** How the README runs Deno without installing it. */
+const NPX_DENO = "npx -y deno@2";
 
 /** Variables that would override ours (from the shell or a `.env`), blanked for the child. */
 const BLANKED = [
@@ -56,7 +62,8 @@ async function main(): Promise<number> {
   const exited = sluice.status.then((status) => `exited with code ${status.code}`);
 
   const healthy = await waitForHealth(port, Promise.race([exited, stopRequested.promise]));
-  if (healthy) printInstructions(port, redis, postgres);
+  const deno = denoCommand((name) => Deno.env.get(name));
+  if (healthy) printInstructions({ port, redis, postgres, deno });
   const reason = await Promise.race([exited, stopRequested.promise]);
   say(`${reason.startsWith("SIG") ? `got ${reason}` : `Sluice ${reason}`}; stopping everything…`);
   if (stopping) return 0; // disposing the stack stops Sluice, then Redis and PostgreSQL
@@ -123,7 +130,35 @@ async function answersOk(url: string): Promise<boolean> {
   }
 }
 
-function printInstructions(port: number, redis: RedisServer, postgres: PostgresServer): void {
+/**
+ * The command that starts Deno for the person reading the instructions: `deno` when it is
+ * on their PATH, else `npx -y deno@2`. Under npx (`npm_command=exec`) PATH holds npx's own
+ * `deno`, which the reader's shell does not have, so npx's form is printed then too.
+ */
+export function denoCommand(env: (name: string) => string | undefined): string {
+  if (env("npm_command") === "exec") return NPX_DENO;
+  const dirs = (env("PATH") ?? "").split(":").filter((dir) => dir !== "");
+  return dirs.some((dir) => isExecutable(`${dir}/deno`)) ? "deno" : NPX_DENO;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+interface Stack {
+  port: number;
+  redis: RedisServer;
+  postgres: PostgresServer;
+  /** How the reader starts Deno (`denoCommand`). */
+  deno: string;
+}
+
+function printInstructions({ port, redis, postgres, deno }: Stack): void {
   const base = `http://127.0.0.1:${port}/api/v1/streaming`;
   const auth = `-H 'Authorization: Bearer token-alice'`;
   const ws = `ws://127.0.0.1:${port}/api/v1/streaming?access_token=token-alice&stream=user`;
@@ -142,10 +177,10 @@ Watch alice's streams (SSE):
   curl -N ${auth} ${base}/user
 
 Watch over WebSocket (user stream, then subscribes to public):
-  deno eval "${wsScript}"
+  ${deno} eval "${wsScript}"
 
 Replay the demo messages (test_data/demo/) into Redis:
-  deno task publish --redis ${redis.url}
+  ${deno} task publish --redis ${redis.url}
 ──────────────────────────────────────────────────────────────────────────────
 `);
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { LogLines, type LogRecord } from "./log_lines.ts";
 
 /** The permissions of `deno task start`. */
@@ -33,13 +34,19 @@ export interface MainProcess {
   answering(port?: string): Promise<void>;
 }
 
-/** Starts main.ts with `env` only (LOG_LEVEL defaults to info), extra Deno `flags` and script `args`. */
+/**
+ * Starts main.ts with `env` only (LOG_LEVEL defaults to info), extra Deno `flags` and script
+ * `args`; or, with `program` (a compiled binary, or another `deno run` line), that command
+ * followed by `args`.
+ */
 export function spawnMain(
   env: Record<string, string>,
-  options: { flags?: string[]; args?: string[] } = {},
+  options: { flags?: string[]; args?: string[]; program?: string[] } = {},
 ): MainProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSIONS, ...(options.flags ?? []), MAIN, ...(options.args ?? [])],
+  const [command, ...leading] = options.program ??
+    [Deno.execPath(), "run", ...PERMISSIONS, ...(options.flags ?? []), MAIN];
+  const child = new Deno.Command(command, {
+    args: [...leading, ...(options.args ?? [])],
     env: { LOG_LEVEL: "info", ...env },
     clearEnv: true,
     stdin: "null",
@@ -71,4 +78,18 @@ export function spawnMain(
       if (await response.text() !== "OK") throw new Error(`health: ${response.status}`);
     },
   };
+}
+
+/** Runs `check` on a started process, then SIGTERM: a clean exit 0, or SIGKILL if `check` failed. */
+export async function stopping(main: MainProcess, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (error) {
+    main.child.kill("SIGKILL");
+    await main.exited();
+    throw error;
+  }
+  main.child.kill("SIGTERM");
+  const { code, stderr } = await main.exited();
+  assert.equal(code, 0, `exit code after SIGTERM; stderr: ${stderr}`);
 }

@@ -1,0 +1,138 @@
+/**
+ * `deno task compile` as a release runs it: the task's own command line,
+ * built into a temporary directory, the result checked to be Sluice
+ * (`--version`) and then run against throwaway Redis and PostgreSQL.
+ *
+ * `deno compile` needs Deno's `denort` runtime, which it downloads unless
+ * `DENORT_BIN` names one; this machine cannot download it, so the build test
+ * runs only when `DENORT_BIN` is set, and is reported as ignored otherwise.
+ */
+import assert from "node:assert/strict";
+import denoJson from "../../deno.json" with { type: "json" };
+import { assertProgramServes } from "../_support/serves.ts";
+import { startServices } from "../_support/stack.ts";
+
+const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
+const decoder = new TextDecoder();
+const DENORT_BIN = Deno.env.get("DENORT_BIN");
+const TARGET = Deno.build.target;
+const DENORT_ZIP = `https://dl.deno.land/release/v${Deno.version.deno}/denort-${TARGET}.zip`;
+/** What `--version` prints in a binary built from this checkout by this Deno. */
+const VERSION_LINE = `sluice ${denoJson.version} (deno ${Deno.version.deno})`;
+
+function skipReason(): string | undefined {
+  const hint =
+    `set DENORT_BIN to the denort of Deno ${Deno.version.deno} (${DENORT_ZIP}) to run it`;
+  if (!DENORT_BIN) {
+    return `DENORT_BIN is not set; deno compile would download denort, which needs network ` +
+      `access; ${hint}`;
+  }
+  try {
+    if (Deno.statSync(DENORT_BIN).isFile) return undefined;
+    return `DENORT_BIN=${DENORT_BIN} is not a file; ${hint}`;
+  } catch {
+    return `DENORT_BIN=${DENORT_BIN} does not exist; ${hint}`;
+  }
+}
+
+const skip = skipReason();
+if (skip) console.log(`compile_test.ts: the build test is ignored: ${skip}`);
+
+/** The `--allow-*` flags of a task's command line. */
+function permissionFlags(task: string): string[] {
+  return task.split(/\s+/).filter((word) => word.startsWith("--allow-")).sort();
+}
+
+/** The compile task's arguments to `deno`, with the output moved to `output`. */
+function compileArgs(output: string): string[] {
+  const [deno, ...args] = denoJson.tasks.compile.split(/\s+/);
+  assert.equal(`${deno} ${args[0]}`, "deno compile", "the compile task runs deno compile");
+  const at = args.findIndex((word) => word === "--output" || word.startsWith("--output="));
+  assert.ok(at > 0, "the compile task names its --output");
+  if (args[at] === "--output") args.splice(at, 2, `--output=${output}`);
+  else args[at] = `--output=${output}`;
+  return args;
+}
+
+/** Builds the executable with the compile task's command line and `denort`. */
+async function build(output: string, denort: string): Promise<void> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: compileArgs(output),
+    cwd: ROOT,
+    env: { DENORT_BIN: denort, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, `deno compile failed:\n${decoder.decode(stderr)}`);
+}
+
+/** Throws unless `binary --version` names Sluice of this checkout. */
+async function assertIsSluice(binary: string, denort: string): Promise<void> {
+  const { stdout } = await new Deno.Command(binary, {
+    args: ["--version"],
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const first = decoder.decode(stdout).split("\n")[0];
+  if (!first.startsWith("sluice ")) {
+    throw new Error(
+      `DENORT_BIN=${denort} is not a denort runtime: the binary built with it answers --version ` +
+        `with ${JSON.stringify(first)}, not ${JSON.stringify(VERSION_LINE)}; a binary built on ` +
+        `the full deno is a plain Deno, not Sluice. Use ${DENORT_ZIP}, unzipped.`,
+    );
+  }
+  assert.equal(first, VERSION_LINE, `denort of another Deno version than ${Deno.version.deno}?`);
+}
+
+Deno.test("The compile task bakes in the permission flags of the start task", () => {
+  assert.deepEqual(
+    permissionFlags(denoJson.tasks.compile),
+    permissionFlags(denoJson.tasks.start),
+  );
+});
+
+Deno.test("main.ts --version prints one line naming Sluice and Deno, without reading config", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", `${ROOT}main.ts`, "--version"],
+    clearEnv: true,
+    env: { PORT: "not a port" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, decoder.decode(stderr));
+  assert.equal(decoder.decode(stdout), `${VERSION_LINE}\n`);
+  assert.match(VERSION_LINE, /^sluice \d+\.\d+\.\d+\S* \(deno \d+\.\d+\.\d+\S*\)$/);
+});
+
+Deno.test("A binary built on the full deno instead of denort is recognised as not Sluice", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await build(`${dir}/sluice`, Deno.execPath());
+    await assert.rejects(
+      assertIsSluice(`${dir}/sluice`, Deno.execPath()),
+      /is not a denort runtime: the binary built with it answers --version with "deno /,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "deno task compile builds a Sluice that serves health, SSE and WebSocket",
+  ignore: skip !== undefined,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const services = await startServices();
+    try {
+      await build(`${dir}/sluice`, DENORT_BIN!);
+      await assertIsSluice(`${dir}/sluice`, DENORT_BIN!);
+      await assertProgramServes(services, [`${dir}/sluice`]);
+    } finally {
+      await services.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
