@@ -38,10 +38,42 @@ export function spawnMain(
   env: Record<string, string>,
   options: { flags?: string[]; args?: string[] } = {},
 ): MainProcess {
-  const child = new Deno.Command(Deno.execPath(), {
+  const { child, logs, exited } = spawnFollowed(Deno.execPath(), {
     args: ["run", ...PERMISSIONS, ...(options.flags ?? []), MAIN, ...(options.args ?? [])],
     env: { LOG_LEVEL: "info", ...env },
     clearEnv: true,
+  });
+  return {
+    child,
+    logs,
+    exited,
+    listening: () => {
+      const early = exited().then(({ code, stderr }) =>
+        Promise.reject(new Error(`main.ts exited (${code}) before listening: ${stderr}`))
+      );
+      early.catch(() => {}); // only the race below reports it
+      const listens = (r: LogRecord) => r.level === "info" && /listening/i.test(String(r.msg));
+      return Promise.race([logs.find(listens, "Sluice listening"), early]);
+    },
+    answering: async (port = env.PORT) => {
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1/streaming/health`);
+      if (await response.text() !== "OK") throw new Error(`health: ${response.status}`);
+    },
+  };
+}
+
+/** A child process whose stdout is followed as log lines. */
+export interface FollowedProcess {
+  child: Deno.ChildProcess;
+  logs: LogLines;
+  /** Resolves once the process has exited and its output is read: exit code and stderr. */
+  exited(): Promise<{ code: number; stderr: string }>;
+}
+
+/** Spawns `program` (stdin closed, stdout followed as log lines, stderr kept). */
+export function spawnFollowed(program: string, options: Deno.CommandOptions): FollowedProcess {
+  const child = new Deno.Command(program, {
+    ...options,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -54,21 +86,5 @@ export function spawnMain(
     await stdout;
     return { code, stderr: await stderr };
   })();
-  return {
-    child,
-    logs,
-    exited: () => exited,
-    listening: () => {
-      const early = exited.then(({ code, stderr }) =>
-        Promise.reject(new Error(`main.ts exited (${code}) before listening: ${stderr}`))
-      );
-      early.catch(() => {}); // only the race below reports it
-      const listens = (r: LogRecord) => r.level === "info" && /listening/i.test(String(r.msg));
-      return Promise.race([logs.find(listens, "Sluice listening"), early]);
-    },
-    answering: async (port = env.PORT) => {
-      const response = await fetch(`http://127.0.0.1:${port}/api/v1/streaming/health`);
-      if (await response.text() !== "OK") throw new Error(`health: ${response.status}`);
-    },
-  };
+  return { child, logs, exited: () => exited };
 }

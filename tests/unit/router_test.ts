@@ -41,7 +41,7 @@ function setup(
         return new Response("upgraded");
       },
     },
-    metrics: { render: () => "connected_clients 0\n" },
+    metrics: { render: () => Promise.resolve("connected_clients 0\n") },
     log: createLogger({ level: "debug", sink: (line) => logs.push(JSON.parse(line)) }),
     ready: options.ready ?? (() => Promise.resolve()),
   };
