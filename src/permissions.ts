@@ -63,7 +63,7 @@ export function requiredPermissions(
     ...(config.files ?? []).map((path): Permission => ({
       kind: "read",
       value: resolve(cwd, path),
-      reason: "a certificate or key file named in DATABASE_URL",
+      reason: "a certificate or key file the configuration names",
     })),
     ...variablePermissions(),
     { kind: "env", value: PG_VARIABLES, reason: PG_REASON },

@@ -1,13 +1,14 @@
 /**
- * main.ts as an admin runs it: a child process with only the environment it
- * is given and the permission flags of `deno task start`, its JSON log lines
- * collected from stdout.
+ * main.ts as a child process with only the environment it is given and
+ * broad (never `--allow-all`) permission flags, its JSON log lines collected
+ * from stdout. The exact flags `deno task start` computes are tested by
+ * tests/integration/production_test.ts and permissions_test.ts.
  *
  * @module
  */
 import { LogLines, type LogRecord } from "./log_lines.ts";
 
-/** The permissions of `deno task start`. */
+/** Broad flags that pass Sluice's start-up check for any TCP configuration (unix sockets need `--allow-write`). */
 export const PERMISSIONS = [
   "--allow-net",
   "--allow-env",
