@@ -1,8 +1,9 @@
 /**
  * Sluice: a drop-in replacement for Mastodon's streaming API server.
  *
- * The only place things are wired together: config → logging → Redis and
- * PostgreSQL → hub → HTTP server; SIGTERM/SIGINT → one ordered shutdown.
+ * The only place things are wired together: permissions and config →
+ * logging → Redis and PostgreSQL → hub → HTTP server; SIGTERM/SIGINT → one
+ * ordered shutdown.
  * `start()` is exported so integration tests run the real wiring in-process.
  *
  * @module
@@ -10,7 +11,14 @@
 import { Access } from "./src/access.ts";
 import { Authenticator } from "./src/auth.ts";
 import { Clients } from "./src/clients.ts";
-import { type Config, ConfigError, loadConfig } from "./src/config.ts";
+import {
+  type Config,
+  ConfigError,
+  envFileArgument,
+  envFilePath,
+  type Listen,
+  loadConfig,
+} from "./src/config.ts";
 import { PgDatabase } from "./src/db.ts";
 import { EventFilter } from "./src/filter.ts";
 import { Hub } from "./src/hub.ts";
@@ -20,8 +28,14 @@ import { compileTrust } from "./src/proxy_addr.ts";
 import { RedisClient } from "./src/redis/client.ts";
 import { SubscribedKeys } from "./src/redis/subscribed_keys.ts";
 import { RedisSubscriber } from "./src/redis/subscriber.ts";
+import {
+  checkPermissions,
+  envFilePermission,
+  requiredPermissions,
+  variablePermissions,
+} from "./src/permissions.ts";
 import { createHandler } from "./src/router.ts";
-import { type RunningServer, startServer } from "./src/server.ts";
+import { prepareListen, type RunningServer, startServer } from "./src/server.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** A running Sluice. */
@@ -47,7 +61,7 @@ export interface Timings {
 
 /** Starts every part of Sluice for a parsed configuration. */
 export function start(config: Readonly<Config>, log: Logger, timings: Timings = {}): Sluice {
-  const metrics = new Metrics();
+  const metrics = new Metrics({ log: log.child({ module: "metrics" }) });
   const db = new PgDatabase({ config: config.postgres, log: log.child({ module: "db" }), metrics });
   const namespace = config.redisNamespace;
   const redisLog = log.child({ module: "redis" });
@@ -120,9 +134,24 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
   return { server, hub, metrics, subscriber, close, [Symbol.asyncDispose]: close };
 }
 
-function envFileFlag(args: string[]): string | undefined {
-  const flag = args.find((a) => a.startsWith("--env-file="));
-  return flag?.slice("--env-file=".length);
+/**
+ * Reads the configuration, checking first that every permission it and
+ * Sluice need was granted: the variables, then the env file, then the rest
+ * (worked out from the configuration before any file it names is read).
+ */
+function configure(args: string[]): Readonly<Config> {
+  const envFile = envFileArgument(args);
+  const cwd = Deno.cwd();
+  checkPermissions(variablePermissions());
+  checkPermissions([envFilePermission(envFilePath(envFile), cwd)]);
+  checkPermissions(requiredPermissions(loadConfig({ envFile, readFiles: false }), { cwd }));
+  return loadConfig({ envFile });
+}
+
+/** Stops start-up with one line on stderr (there may be no logger yet) and exit code 1. */
+function refuse(message: string): never {
+  console.error(message);
+  Deno.exit(1);
 }
 
 if (import.meta.main) {
@@ -132,16 +161,19 @@ if (import.meta.main) {
   }
   let config: Readonly<Config>;
   try {
-    config = loadConfig({ envFile: envFileFlag(Deno.args) });
+    config = configure(Deno.args);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message); // the one place a line goes to stderr: there is no logger yet
-    Deno.exit(1);
+    refuse(err.message);
   }
   const log = createLogger({ level: config.logLevel, name: "streaming" });
   for (const name of config.ignoredVariables) {
     log.warn(`${name} is set but ignored: Mastodon's streaming server no longer reads it`);
   }
+  await prepareListen(config.listen, log).catch((err) => {
+    if (!(err instanceof ConfigError)) throw err;
+    refuse(err.message);
+  });
   // Listeners first: a SIGTERM right after "listening" must still shut down gracefully.
   const started = Promise.withResolvers<Sluice>();
   let stopping = false;
@@ -154,5 +186,14 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
-  started.resolve(start(config, log));
+  try {
+    started.resolve(start(config, log));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    refuse(`Cannot listen on ${describeListen(config.listen)}: the address is in use`);
+  }
+}
+
+function describeListen(listen: Listen): string {
+  return listen.kind === "unix" ? `SOCKET=${listen.path}` : `${listen.hostname}:${listen.port}`;
 }

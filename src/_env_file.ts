@@ -49,11 +49,16 @@ export function environment(
   options: { get: Getter; readTextFile: TextFileReader; envFile?: string },
 ): Getter {
   const { get, readTextFile, envFile } = options;
-  const path = envFile ?? (get("NODE_ENV") === "production" ? ".env.production" : ".env");
+  const path = envFileName(get, envFile);
   const text = readTextFile(path);
   if (text === undefined && envFile !== undefined) {
     throw new ConfigError(`Cannot read env file ${JSON.stringify(envFile)}: no such file`);
   }
   const file = readEnvFile(text ?? "");
   return (name) => get(name) ?? file.get(name);
+}
+
+/** The env file Mastodon's rule picks: `envFile`, else `.env.production` or `.env` by NODE_ENV. */
+export function envFileName(get: Getter, envFile?: string): string {
+  return envFile ?? (get("NODE_ENV") === "production" ? ".env.production" : ".env");
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import { splitUrl } from "./_connection_url.ts";
-import { environment, type Getter, type TextFileReader } from "./_env_file.ts";
+import { envFileName, environment, type Getter, type TextFileReader } from "./_env_file.ts";
 import { ConfigError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { compileTrust } from "./proxy_addr.ts";
@@ -80,6 +80,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Names of obsolete variables that were set (logged once, otherwise ignored). */
   ignoredVariables: string[];
+  /** The env file consulted, existing or not (set by `loadConfig`). */
+  envFile?: string;
+  /** Other files the variables name and `parseConfig` read (DATABASE_URL's certificates). */
+  files?: string[];
 }
 
 /** Every variable `parseConfig` reads, for `--allow-env=…`. */
@@ -133,17 +137,23 @@ export function parseConfig(
   options: { readTextFile?: TextFileReader } = {},
 ): Readonly<Config> {
   const nodeEnv = nonEmpty(get, "NODE_ENV") ?? "development";
+  const files: string[] = [];
+  const readTextFile = (path: string) => {
+    files.push(path);
+    return options.readTextFile?.(path);
+  };
   return deepFreeze(defined({
     nodeEnv,
     logLevel: logLevel(get, nodeEnv),
     listen: listen(get),
     trustedProxyIp: trustedProxyIp(get),
-    postgres: postgres(get, nodeEnv, options.readTextFile),
+    postgres: postgres(get, nodeEnv, readTextFile),
     redis: redis(get),
     redisNamespace: nonEmpty(get, "REDIS_NAMESPACE"),
     clientQueueBytes: integer(get, "SLUICE_CLIENT_QUEUE_BYTES", 1048576, POSITIVE),
     shutdownTimeoutMs: integer(get, "SLUICE_SHUTDOWN_TIMEOUT_MS", 10000, TIMER),
     ignoredVariables: OBSOLETE.filter((name) => nonEmpty(get, name) !== undefined),
+    files: files.length === 0 ? undefined : files,
   }));
 }
 
@@ -430,11 +440,30 @@ function redisDb(text: string | null): number {
   return db;
 }
 
-/** Reads the process environment and env file (see `environment`) into a Config. */
-export function loadConfig(args: { envFile?: string } = {}): Readonly<Config> {
+/**
+ * Reads the process environment and env file (see `environment`) into a
+ * Config. With `readFiles: false` the other files the variables name are not
+ * read (their text is empty), only listed in `files`: enough to work out the
+ * permissions Sluice needs before reading them.
+ */
+export function loadConfig(
+  args: { envFile?: string; readFiles?: boolean } = {},
+): Readonly<Config> {
   const get = (name: string) => Deno.env.get(name);
   const env = environment({ get, readTextFile: readIfExists, envFile: args.envFile });
-  return parseConfig(env, { readTextFile: readIfExists });
+  const readTextFile = args.readFiles === false ? () => "" : readIfExists;
+  const config = parseConfig(env, { readTextFile });
+  return deepFreeze({ ...config, envFile: envFilePath(args.envFile) });
+}
+
+/** The value of a `--env-file=PATH` argument (main.ts's, not Deno's), if any. */
+export function envFileArgument(args: readonly string[]): string | undefined {
+  return args.find((a) => a.startsWith("--env-file="))?.slice("--env-file=".length);
+}
+
+/** The env file `loadConfig` reads: `envFile`, else `.env.production` or `.env` by NODE_ENV. */
+export function envFilePath(envFile?: string): string {
+  return envFileName((name) => Deno.env.get(name), envFile);
 }
 
 function readIfExists(path: string): string | undefined {

@@ -1,12 +1,14 @@
 /**
  * Counters and gauges with Mastodon's metric names and labels, the extra
  * `sluice_` ones, and their Prometheus text exposition. Modules receive the
- * {@link Metrics} object and bump numbers; nothing here does I/O except
- * reading process statistics at exposition time.
+ * {@link Metrics} object and bump numbers; nothing here does I/O (the
+ * process series come from `process_metrics.ts` at exposition time).
  *
  * @module
  */
 
+import type { Logger } from "./log.ts";
+import { ProcessMetrics } from "./process_metrics.ts";
 import { METRICS_CHANNEL_LABELS } from "./timeline.ts";
 
 type Labels = Record<string, string>;
@@ -169,60 +171,19 @@ export class Metrics {
   readonly backlogDrops = counter("sluice_backlog_dropped_total");
   readonly deliveryLatency = counter("sluice_delivery_latency_seconds_sum");
   readonly deliveries = counter("sluice_delivery_latency_seconds_count");
-  readonly #startTime = Date.now() / 1000;
+  readonly #process: ProcessMetrics;
   /** Called before each exposition to refresh gauges read from elsewhere. */
   beforeRender?: () => void;
 
+  /** `log` gets the one warning if descriptors cannot be counted; `process` replaces the process series. */
+  constructor(options: { log?: Logger; process?: ProcessMetrics } = {}) {
+    this.#process = options.process ?? new ProcessMetrics({ log: options.log });
+  }
+
   /** The Prometheus text exposition of every metric plus process statistics. */
-  render(): string {
+  async render(): Promise<string> {
     this.beforeRender?.();
     const own = Object.values(this).filter((m): m is Metric => m instanceof Metric);
-    return own.map((m) => m.render()).join("") + this.#processMetrics();
-  }
-
-  #processMetrics(): string {
-    const mem = Deno.memoryUsage();
-    const lines = [
-      [
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        cpuSeconds(),
-      ],
-      ["process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", mem.rss],
-      ["process_heap_bytes", "gauge", "Process heap size in bytes.", mem.heapTotal],
-      ["process_open_fds", "gauge", "Number of open file descriptors.", openFds()],
-      [
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        this.#startTime,
-      ],
-    ] as const;
-    return lines.map(([name, type, help, value]) =>
-      `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`
-    ).join("");
-  }
-}
-
-/** User + system CPU seconds of this process (Linux /proc), NaN elsewhere. */
-function cpuSeconds(): number {
-  try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
-  } catch {
-    return NaN;
-  }
-}
-
-/** Open file descriptors of this process (Linux /proc), NaN elsewhere. */
-function openFds(): number {
-  try {
-    let count = 0;
-    for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
-    return count;
-  } catch {
-    return NaN;
+    return own.map((m) => m.render()).join("") + await this.#process.render();
   }
 }

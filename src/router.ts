@@ -150,8 +150,8 @@ async function ready({ options, requestId }: Exchange): Promise<Response> {
   }
 }
 
-function metrics({ options, requestId }: Exchange): Response {
-  return new Response(options.metrics.render(), {
+async function metrics({ options, requestId }: Exchange): Promise<Response> {
+  return new Response(await options.metrics.render(), {
     headers: common(requestId, {
       "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
       "Cache-Control": "private, no-store",

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { clearStaleSocket } from "./_stale_socket.ts";
 import type { Listen } from "./config.ts";
 import { UNEXPECTED_ERROR } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -18,6 +19,14 @@ export interface RunningServer {
   /** Stops accepting, ends every stream and resolves when drained or at the deadline. */
   shutdown(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Before `startServer`: a unix socket file left by a crash is removed when
+ * nothing listens on it; a ConfigError when a process still does.
+ */
+export async function prepareListen(listen: Listen, log: Logger): Promise<void> {
+  if (listen.kind === "unix") await clearStaleSocket(listen.path, log);
 }
 
 /** Starts serving `handler` on `listen`. */

@@ -1,14 +1,15 @@
 /**
- * main.ts as an admin runs it: a child process with only the environment it
- * is given and the permission flags of `deno task start`, its JSON log lines
- * collected from stdout.
+ * main.ts as a child process with only the environment it is given and
+ * broad (never `--allow-all`) permission flags, its JSON log lines collected
+ * from stdout. The exact flags `deno task start` computes are tested by
+ * tests/integration/production_test.ts and permissions_test.ts.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { LogLines, type LogRecord } from "./log_lines.ts";
 
-/** The permissions of `deno task start`. */
+/** Broad flags that pass Sluice's start-up check for any TCP configuration (unix sockets need `--allow-write`). */
 export const PERMISSIONS = [
   "--allow-net",
   "--allow-env",
@@ -45,28 +46,17 @@ export function spawnMain(
 ): MainProcess {
   const [command, ...leading] = options.program ??
     [Deno.execPath(), "run", ...PERMISSIONS, ...(options.flags ?? []), MAIN];
-  const child = new Deno.Command(command, {
+  const { child, logs, exited } = spawnFollowed(command, {
     args: [...leading, ...(options.args ?? [])],
     env: { LOG_LEVEL: "info", ...env },
     clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const logs = new LogLines();
-  const stdout = logs.follow(child.stdout);
-  const stderr = new Response(child.stderr).text();
-  const exited = (async () => {
-    const { code } = await child.status;
-    await stdout;
-    return { code, stderr: await stderr };
-  })();
+  });
   return {
     child,
     logs,
-    exited: () => exited,
+    exited,
     listening: () => {
-      const early = exited.then(({ code, stderr }) =>
+      const early = exited().then(({ code, stderr }) =>
         Promise.reject(new Error(`main.ts exited (${code}) before listening: ${stderr}`))
       );
       early.catch(() => {}); // only the race below reports it
@@ -92,4 +82,31 @@ export async function stopping(main: MainProcess, check: () => Promise<void>): P
   main.child.kill("SIGTERM");
   const { code, stderr } = await main.exited();
   assert.equal(code, 0, `exit code after SIGTERM; stderr: ${stderr}`);
+}
+
+/** A child process whose stdout is followed as log lines. */
+export interface FollowedProcess {
+  child: Deno.ChildProcess;
+  logs: LogLines;
+  /** Resolves once the process has exited and its output is read: exit code and stderr. */
+  exited(): Promise<{ code: number; stderr: string }>;
+}
+
+/** Spawns `program` (stdin closed, stdout followed as log lines, stderr kept). */
+export function spawnFollowed(program: string, options: Deno.CommandOptions): FollowedProcess {
+  const child = new Deno.Command(program, {
+    ...options,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logs = new LogLines();
+  const stdout = logs.follow(child.stdout);
+  const stderr = new Response(child.stderr).text();
+  const exited = (async () => {
+    const { code } = await child.status;
+    await stdout;
+    return { code, stderr: await stderr };
+  })();
+  return { child, logs, exited: () => exited };
 }

@@ -104,8 +104,8 @@ export async function assertProgramServes(
   services: Services,
   program: string[],
   env: Record<string, string> = {},
+  port = freePort(),
 ): Promise<void> {
-  const port = freePort();
   const sluice = spawnMain({ ...serviceEnv(services), ...env, PORT: String(port) }, { program });
   await stopping(sluice, async () => {
     await sluice.listening();

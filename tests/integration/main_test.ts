@@ -1,6 +1,6 @@
 /**
- * main.ts as an admin runs it: a real process with Mastodon's environment,
- * the same permission flags as `deno task start`.
+ * main.ts as an admin runs it: a real process with Mastodon's environment
+ * and narrow-enough permission flags (never `--allow-all`).
  */
 import assert from "node:assert/strict";
 import { SseReader, WsClient } from "../_support/clients.ts";

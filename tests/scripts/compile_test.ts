@@ -10,7 +10,10 @@
 import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
 import { assertProgramServes } from "../_support/serves.ts";
-import { startServices } from "../_support/stack.ts";
+import { serviceEnv, startServices } from "../_support/stack.ts";
+import { freePort } from "../../scripts/free_port.ts";
+import { compileCommand, serverCommand } from "../../scripts/start.ts";
+import { parseConfig } from "../../src/config.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const decoder = new TextDecoder();
@@ -38,26 +41,12 @@ function skipReason(): string | undefined {
 const skip = skipReason();
 if (skip) console.log(`compile_test.ts: the build test is ignored: ${skip}`);
 
-/** The `--allow-*` flags of a task's command line. */
-function permissionFlags(task: string): string[] {
-  return task.split(/\s+/).filter((word) => word.startsWith("--allow-")).sort();
-}
-
-/** The compile task's arguments to `deno`, with the output moved to `output`. */
-function compileArgs(output: string): string[] {
-  const [deno, ...args] = denoJson.tasks.compile.split(/\s+/);
-  assert.equal(`${deno} ${args[0]}`, "deno compile", "the compile task runs deno compile");
-  const at = args.findIndex((word) => word === "--output" || word.startsWith("--output="));
-  assert.ok(at > 0, "the compile task names its --output");
-  if (args[at] === "--output") args.splice(at, 2, `--output=${output}`);
-  else args[at] = `--output=${output}`;
-  return args;
-}
-
-/** Builds the executable with the compile task's command line and `denort`. */
-async function build(output: string, denort: string): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: compileArgs(output),
+/** Builds the executable for `env`'s configuration as `deno task compile` does, with `denort`. */
+async function build(output: string, denort: string, env: Record<string, string>): Promise<void> {
+  const config = parseConfig((name) => env[name]);
+  const [deno, ...args] = compileCommand({ deno: Deno.execPath(), config, cwd: ROOT, output });
+  const { code, stderr } = await new Deno.Command(deno, {
+    args,
     cwd: ROOT,
     env: { DENORT_BIN: denort, NO_COLOR: "1" },
     stdin: "null",
@@ -87,11 +76,26 @@ async function assertIsSluice(binary: string, denort: string): Promise<void> {
   assert.equal(first, VERSION_LINE, `denort of another Deno version than ${Deno.version.deno}?`);
 }
 
-Deno.test("The compile task bakes in the permission flags of the start task", () => {
-  assert.deepEqual(
-    permissionFlags(denoJson.tasks.compile),
-    permissionFlags(denoJson.tasks.start),
+Deno.test("The compile task bakes in exactly the flags the start task runs main.ts with", () => {
+  assert.match(denoJson.tasks.compile, /scripts\/start\.ts --compile$/);
+  assert.equal(
+    denoJson.tasks.compile.replace(/ --compile$/, ""),
+    denoJson.tasks.start,
+    "the same launcher, with the same flags of its own",
   );
+  const env: Record<string, string> = {
+    NODE_ENV: "production",
+    DB_HOST: "/var/run/postgresql",
+    REDIS_URL: "unix:///var/run/redis/redis-server.sock",
+    SOCKET: "/run/sluice/sluice.sock",
+  };
+  const config = parseConfig((name) => env[name]);
+  const flags = (command: string[]) => command.filter((word) => word.startsWith("--allow-"));
+  const compiled = compileCommand({ deno: "deno", config, cwd: "/home/mastodon/live" });
+  const served = serverCommand({ deno: "deno", config, cwd: "/home/mastodon/live", args: [] });
+  assert.deepEqual(flags(compiled), flags(served));
+  assert.ok(flags(compiled).some((flag) => flag.startsWith("--allow-write=")), "unix sockets");
+  assert.ok(compiled.includes(`--output=${ROOT}dist/sluice`));
 });
 
 Deno.test("main.ts --version prints one line naming Sluice and Deno, without reading config", async () => {
@@ -110,7 +114,7 @@ Deno.test("main.ts --version prints one line naming Sluice and Deno, without rea
 Deno.test("A binary built on the full deno instead of denort is recognised as not Sluice", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await build(`${dir}/sluice`, Deno.execPath());
+    await build(`${dir}/sluice`, Deno.execPath(), { PORT: String(freePort()) });
     await assert.rejects(
       assertIsSluice(`${dir}/sluice`, Deno.execPath()),
       /is not a denort runtime: the binary built with it answers --version with "deno /,
@@ -127,9 +131,11 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     const services = await startServices();
     try {
-      await build(`${dir}/sluice`, DENORT_BIN!);
+      const port = freePort();
+      const env = { ...serviceEnv(services), PORT: String(port) };
+      await build(`${dir}/sluice`, DENORT_BIN!, env);
       await assertIsSluice(`${dir}/sluice`, DENORT_BIN!);
-      await assertProgramServes(services, [`${dir}/sluice`]);
+      await assertProgramServes(services, [`${dir}/sluice`], {}, port);
     } finally {
       await services.close();
       await Deno.remove(dir, { recursive: true });

@@ -55,7 +55,7 @@ function setup(
         return new Response("upgraded");
       },
     },
-    metrics: { render: () => "connected_clients 0\n" },
+    metrics: { render: () => Promise.resolve("connected_clients 0\n") },
     log: createLogger({ level: "debug", sink: (line) => logs.push(JSON.parse(line)) }),
     trustProxy: compileTrust(options.trust ?? ["loopback", "uniquelocal"]),
     ready: options.ready ?? (() => Promise.resolve()),
