@@ -43,7 +43,7 @@ if (skip) console.log(`compile_test.ts: the build test is ignored: ${skip}`);
 
 /** Builds the executable for `env`'s configuration as `deno task compile` does, with `denort`. */
 async function build(output: string, denort: string, env: Record<string, string>): Promise<void> {
-  const config = parseConfig((name) => env[name]);
+  const config = { ...parseConfig((name) => env[name]), envFile: ".env.production" };
   const [deno, ...args] = compileCommand({ deno: Deno.execPath(), config, cwd: ROOT, output });
   const { code, stderr } = await new Deno.Command(deno, {
     args,

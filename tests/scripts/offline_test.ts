@@ -6,15 +6,27 @@
  * it work.
  */
 import assert from "node:assert/strict";
-import { PERMISSIONS, spawnMain } from "../_support/main_process.ts";
+import { spawnMain } from "../_support/main_process.ts";
 import { assertProgramServes } from "../_support/serves.ts";
-import { startServices } from "../_support/stack.ts";
+import { serviceEnv, startServices } from "../_support/stack.ts";
 import { freePort } from "../../scripts/free_port.ts";
+import { serverCommand } from "../../scripts/start.ts";
+import { parseConfig } from "../../src/config.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const decoder = new TextDecoder();
-/** The start command, from the cache only. */
-const CACHED_ONLY = [Deno.execPath(), "run", "--cached-only", ...PERMISSIONS, `${ROOT}main.ts`];
+/** The command `deno task start --print-command` gives for `env`, with `--cached-only` after `run`. */
+function cachedOnly(env: Record<string, string>): string[] {
+  // NODE_ENV=production: main.ts reads .env.production from its working directory.
+  const config = { ...parseConfig((name) => env[name]), envFile: ".env.production" };
+  const [deno, run, ...rest] = serverCommand({
+    deno: Deno.execPath(),
+    config,
+    cwd: ROOT,
+    args: [],
+  });
+  return [deno, run, "--cached-only", ...rest];
+}
 
 Deno.test("deno run --cached-only starts Sluice from a DENO_DIR filled by deno install", async () => {
   const denoDir = await Deno.makeTempDir();
@@ -30,7 +42,9 @@ Deno.test("deno run --cached-only starts Sluice from a DENO_DIR filled by deno i
     }).output();
     assert.equal(install.code, 0, decoder.decode(install.stderr) + decoder.decode(install.stdout));
 
-    await assertProgramServes(services, CACHED_ONLY, { DENO_DIR: denoDir });
+    const port = freePort();
+    const env = { ...serviceEnv(services), PORT: String(port) };
+    await assertProgramServes(services, cachedOnly(env), { DENO_DIR: denoDir }, port);
   } finally {
     await services.close();
     await Deno.remove(denoDir, { recursive: true });
@@ -40,8 +54,9 @@ Deno.test("deno run --cached-only starts Sluice from a DENO_DIR filled by deno i
 Deno.test("deno run --cached-only with an empty DENO_DIR exits with Deno's missing-package error", async () => {
   const denoDir = await Deno.makeTempDir();
   try {
-    const sluice = spawnMain({ PORT: String(freePort()), DENO_DIR: denoDir, NO_COLOR: "1" }, {
-      program: CACHED_ONLY,
+    const env = { PORT: String(freePort()) };
+    const sluice = spawnMain({ ...env, DENO_DIR: denoDir, NO_COLOR: "1" }, {
+      program: cachedOnly(env),
     });
     const { code, stderr } = await sluice.exited();
     assert.equal(code, 1, stderr);
