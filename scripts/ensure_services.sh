@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure the binaries that tests and `deno task dev` start on their own
-# (redis-server, PostgreSQL's initdb/postgres, psql) are installed. Nothing is
-# started or configured here. As root with apt-get, missing Debian packages are
-# installed; otherwise the command to run is printed and the script fails.
+# (redis-server, PostgreSQL's initdb/postgres, psql, and for the deployment
+# tests nginx and systemd-analyze) are installed. Nothing is started or
+# configured here (though on a machine whose init starts services, Debian's
+# nginx package starts the distribution's own nginx; the tests never use it).
+# As root with apt-get, missing Debian packages are installed; otherwise the
+# command to run is printed and the script fails.
 set -euo pipefail
 
 have_postgres() {
@@ -14,9 +17,19 @@ have_postgres() {
   return 1
 }
 
+# nginx lives in /usr/sbin, which is not on every user's PATH.
+have_nginx() { command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; }
+
+have_all() {
+  command -v redis-server >/dev/null 2>&1 && have_postgres && have_nginx &&
+    command -v systemd-analyze >/dev/null 2>&1
+}
+
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 have_postgres || missing+=(postgresql)
+have_nginx || missing+=(nginx)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -31,8 +44,8 @@ if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     exit 1
   fi
   rm -f "$log"
-  if ! command -v redis-server >/dev/null 2>&1 || ! have_postgres; then
-    echo "ensure_services: packages installed but redis-server/initdb still not found" >&2
+  if ! have_all; then
+    echo "ensure_services: packages installed but redis-server/initdb/nginx/systemd-analyze still not found" >&2
     exit 1
   fi
   echo "ensure_services: installed ${missing[*]}" >&2
@@ -41,5 +54,5 @@ fi
 
 echo "ensure_services: missing ${missing[*]}; tests and \`deno task dev\` need them." >&2
 echo "Install the Debian packages with:" >&2
-echo "  sudo apt-get install redis-server postgresql" >&2
+echo "  sudo apt-get install ${missing[*]}" >&2
 exit 1
