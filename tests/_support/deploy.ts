@@ -184,13 +184,16 @@ export interface UnitProcess {
   problems(): string;
 }
 
-/** Runs the command with exactly its Environment= and in its WorkingDirectory=, as systemd would. */
+/** The PATH systemd gives every service (systemd.exec(5), "Environment variables in spawned processes"). */
+const SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Runs the command with exactly its Environment= (and systemd's PATH) in its WorkingDirectory=, as systemd would. */
 export function spawnUnit(unit: UnitCommand): UnitProcess {
   const [program, ...args] = unit.argv;
   const child = new Deno.Command(program, {
     args,
     cwd: unit.workingDirectory,
-    env: unit.env,
+    env: { PATH: SYSTEMD_PATH, ...unit.env },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

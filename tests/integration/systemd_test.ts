@@ -29,22 +29,8 @@ const UNITS = ["sluice.service", "sluice@.service"];
 const MAX_EXPOSURE = 2.0;
 
 /** What npm:pg 8 reads from the environment (lib/index.js, defaults.js, connection-parameters.js). */
-const PG_VARIABLES = [
-  "NODE_PG_FORCE_NATIVE",
-  "PGAPPNAME",
-  "PGBINARY",
-  "PGCLIENT_ENCODING",
-  "PGCONNECT_TIMEOUT",
-  "PGDATABASE",
-  "PGHOST",
-  "PGOPTIONS",
-  "PGPASSWORD",
-  "PGPORT",
-  "PGREPLICATION",
-  "PGSSLMODE",
-  "PGSSLNEGOTIATION",
-  "PGUSER",
-];
+/** node-postgres's fallbacks, granted as a prefix as `src/permissions.ts` grants them. */
+const PG_VARIABLES = ["PG*"];
 
 const analyze = await systemdAnalyze();
 if (!analyze) {
@@ -153,6 +139,11 @@ Deno.test("The template's ExecStart= streams an event from Redis's unix socket, 
     });
     await services.client.publish(channel, message);
     await sse.contains('event: update\ndata: {"id":"115000000000000001"');
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const name of ["process_cpu_seconds_total", "process_open_fds", "process_max_fds"]) {
+      const value = Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
+      assert.ok(value > 0, `${name} under the unit's permissions: ${value}`);
+    }
     await sse.close();
     const { code, stderr } = await sluice.stop();
     assert.equal(code, 0, `SIGTERM is a clean stop: ${stderr}`);
