@@ -21,6 +21,7 @@ import { SubscribedKeys } from "./src/redis/subscribed_keys.ts";
 import { RedisSubscriber } from "./src/redis/subscriber.ts";
 import { createHandler } from "./src/router.ts";
 import { type RunningServer, startServer } from "./src/server.ts";
+import { readinessDetail } from "./src/tls.ts";
 
 /** A running Sluice. */
 export interface Sluice {
@@ -92,8 +93,11 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     metrics,
     log: log.child({ module: "http" }),
     ready: async () => {
-      if (!subscriber.connected) throw new Error("Redis is not connected");
-      await db.ping().catch(() => Promise.reject(new Error("PostgreSQL is not answering")));
+      const redisDown = `Redis is not connected${readinessDetail(subscriber.failure)}`;
+      if (!subscriber.connected) throw new Error(redisDown);
+      await db.ping().catch((err) =>
+        Promise.reject(new Error(`PostgreSQL is not answering${readinessDetail(err)}`))
+      );
     },
   });
   const server = startServer({

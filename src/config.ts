@@ -15,6 +15,7 @@ import { splitUrl } from "./_connection_url.ts";
 import { environment, type Getter, type TextFileReader } from "./_env_file.ts";
 import { ConfigError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import type { ExtraCa } from "./tls.ts";
 
 export { ConfigError } from "./errors.ts";
 export type { Getter, TextFileReader } from "./_env_file.ts";
@@ -37,6 +38,11 @@ export interface PostgresConfig {
   options?: string;
   /** DB_POOL */
   max: number;
+  /**
+   * NODE_EXTRA_CA_CERTS, named in errors; the runtime itself trusts it for
+   * node:tls besides the built-in roots (unless `ssl.ca` replaces them).
+   */
+  extraCa?: ExtraCa;
 }
 
 export interface RedisEndpoint {
@@ -59,6 +65,8 @@ export interface RedisConfig {
   sentinelMaster?: string;
   sentinelUsername?: string;
   sentinelPassword?: string;
+  /** NODE_EXTRA_CA_CERTS, trusted besides the built-in roots for rediss://. */
+  extraCa?: ExtraCa;
 }
 
 /** The whole configuration, parsed once and frozen. */
@@ -117,6 +125,7 @@ export const VARIABLES: readonly string[] = Object.freeze([
   "LIMITED_FEDERATION_MODE",
   "WHITELIST_MODE",
   "AUTHORIZED_FETCH",
+  "NODE_EXTRA_CA_CERTS",
 ]);
 
 const OBSOLETE = [
@@ -126,20 +135,26 @@ const OBSOLETE = [
   "AUTHORIZED_FETCH",
 ];
 
-/** Turns variables into a deeply frozen Config; `readTextFile` serves DATABASE_URL's sslrootcert/sslcert/sslkey. */
-export function parseConfig(
-  get: Getter,
-  options: { readTextFile?: TextFileReader } = {},
-): Readonly<Config> {
+/** How parseConfig reads files, and the process environment without the env file. */
+export interface ParseOptions {
+  /** Serves DATABASE_URL's sslrootcert/sslcert/sslkey and NODE_EXTRA_CA_CERTS. */
+  readTextFile?: TextFileReader;
+  /** The process environment alone (default: `get`): NODE_EXTRA_CA_CERTS must come from it. */
+  processEnv?: Getter;
+}
+
+/** Turns variables into a deeply frozen Config. */
+export function parseConfig(get: Getter, options: ParseOptions = {}): Readonly<Config> {
   const nodeEnv = nonEmpty(get, "NODE_ENV") ?? "development";
   const trusted = nonEmpty(get, "TRUSTED_PROXY_IP") ?? "loopback,uniquelocal";
+  const ca = extraCa(get, options);
   return deepFreeze(defined({
     nodeEnv,
     logLevel: logLevel(get, nodeEnv),
     listen: listen(get),
     trustedProxyIp: trusted.split(/[\s,]+/).filter((entry) => entry !== ""),
-    postgres: postgres(get, nodeEnv, options.readTextFile),
-    redis: redis(get),
+    postgres: { ...postgres(get, nodeEnv, options.readTextFile), ...ca },
+    redis: { ...redis(get), ...ca },
     redisNamespace: nonEmpty(get, "REDIS_NAMESPACE"),
     clientQueueBytes: integer(get, "SLUICE_CLIENT_QUEUE_BYTES", 1048576, POSITIVE),
     shutdownTimeoutMs: integer(get, "SLUICE_SHUTDOWN_TIMEOUT_MS", 10000, TIMER),
@@ -200,6 +215,32 @@ function listen(get: Getter): Listen {
   const bind = nonEmpty(get, "BIND") ?? "127.0.0.1";
   const hostname = bind.replace(/^\[(.*)\]$/, "$1");
   return { kind: "tcp", hostname, port: integer(get, "PORT", 4000, PORT) };
+}
+
+/**
+ * NODE_EXTRA_CA_CERTS, read and checked now (Node only warns about a bad
+ * file, then TLS fails). Deno, like Node, reads the variable at start-up for
+ * node:tls (PostgreSQL), so it must come from the process environment.
+ */
+function extraCa(get: Getter, options: ParseOptions): { extraCa?: ExtraCa } {
+  const file = nonEmpty(get, "NODE_EXTRA_CA_CERTS");
+  if (file === undefined) return {};
+  if ((options.processEnv ?? get)("NODE_EXTRA_CA_CERTS") !== file) {
+    throw new ConfigError(
+      "NODE_EXTRA_CA_CERTS is set in the env file: set it in the process environment instead " +
+        "(e.g. Environment= in the systemd unit), where the TLS runtime reads it, as Node does",
+    );
+  }
+  const pem = options.readTextFile?.(file);
+  if (pem === undefined) {
+    throw new ConfigError(`Cannot read NODE_EXTRA_CA_CERTS: no file "${file}"`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ConfigError(
+      `Cannot parse NODE_EXTRA_CA_CERTS: "${file}" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+  }
+  return { extraCa: { file, pem } };
 }
 
 // --- PostgreSQL -----------------------------------------------------------------
@@ -419,7 +460,7 @@ function redisDb(text: string | null): number {
 export function loadConfig(args: { envFile?: string } = {}): Readonly<Config> {
   const get = (name: string) => Deno.env.get(name);
   const env = environment({ get, readTextFile: readIfExists, envFile: args.envFile });
-  return parseConfig(env, { readTextFile: readIfExists });
+  return parseConfig(env, { readTextFile: readIfExists, processEnv: get });
 }
 
 function readIfExists(path: string): string | undefined {
