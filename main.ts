@@ -36,6 +36,7 @@ import {
 } from "./src/permissions.ts";
 import { createHandler } from "./src/router.ts";
 import { prepareListen, type RunningServer, startServer } from "./src/server.ts";
+import { readinessDetail } from "./src/tls.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** A running Sluice. */
@@ -109,8 +110,11 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     log, // request records in pino-http's shape, without a module field
     trustProxy: compileTrust(config.trustedProxyIp),
     ready: async () => {
-      if (!subscriber.connected) throw new Error("Redis is not connected");
-      await db.ping().catch(() => Promise.reject(new Error("PostgreSQL is not answering")));
+      const redisDown = `Redis is not connected${readinessDetail(subscriber.failure)}`;
+      if (!subscriber.connected) throw new Error(redisDown);
+      await db.ping().catch((err) =>
+        Promise.reject(new Error(`PostgreSQL is not answering${readinessDetail(err)}`))
+      );
     },
   });
   const server = startServer({

@@ -2,8 +2,9 @@
  * A throwaway PostgreSQL for tests and `deno task dev`: `initdb` into a fresh
  * temporary directory, `postgres` on a free port (TCP on 127.0.0.1 plus a
  * private unix socket), database `mastodon_test` with the Mastodon schema and
- * (optionally) the seed from `test_data/`. `stop()` kills the server and
- * removes the directory. It never touches a system cluster.
+ * (optionally) the seed from `test_data/`; optionally TLS (`tls`) with a
+ * certificate the caller made. `stop()` kills the server and removes the
+ * directory. It never touches a system cluster.
  *
  * As root, `initdb` and `postgres` run as the `postgres` user (through
  * `setpriv`, which execs in place, or `runuser`).
@@ -39,6 +40,17 @@ export interface PostgresServer {
 export interface PostgresServerOptions {
   /** Load test_data/mastodon-seed.sql (default true). */
   seed?: boolean;
+  /** Serve TLS (`ssl=on`) with this certificate. */
+  tls?: PostgresTlsFiles;
+}
+
+/** PEM files for a server with TLS; they are copied into the server's directory. */
+export interface PostgresTlsFiles {
+  /** The server's certificate (for 127.0.0.1). */
+  certFile: string;
+  keyFile: string;
+  /** Refuse TCP clients that do not use TLS (`hostssl` lines in pg_hba.conf). */
+  only?: boolean;
 }
 
 const DATABASE = "mastodon_test";
@@ -58,7 +70,10 @@ export async function startPostgresServer(
   const dir = await makeServerDir(runAs.owner);
   const server = new ThrowawayPostgres(binDir, runAs.prefix, dir);
   try {
-    await server.initialise(options.seed ?? true);
+    await server.initialise(
+      options.seed ?? true,
+      options.tls && await copyTls(options.tls, dir, runAs.owner),
+    );
   } catch (error) {
     await server.stop();
     throw error;
@@ -102,6 +117,8 @@ class ThrowawayPostgres implements PostgresServer {
   readonly #dataDir: string;
   #process?: PostgresProcess;
   #stopped?: Promise<void>;
+  /** `-c` settings for TLS, when it is on. */
+  #tlsSettings: string[] = [];
 
   constructor(binDir: string, runAs: string[], dir: string) {
     this.#binDir = binDir;
@@ -114,11 +131,16 @@ class ThrowawayPostgres implements PostgresServer {
     return `postgres://${USER}@127.0.0.1:${this.port}/${DATABASE}`;
   }
 
-  async initialise(seed: boolean): Promise<void> {
+  async initialise(seed: boolean, tls?: CopiedTls): Promise<void> {
     await run(this.#command(`${this.#binDir}/initdb`, [
       ...["-D", this.#dataDir, "-A", "trust", "-U", USER, "-E", "UTF8"],
       ...["--no-locale", "--no-sync", "--no-instructions"],
     ]));
+    if (tls !== undefined) {
+      this.#tlsSettings = ["ssl=on", `ssl_cert_file=${tls.certFile}`, `ssl_key_file=${tls.keyFile}`]
+        .flatMap((setting) => ["-c", setting]);
+      if (tls.only) await requireTls(`${this.#dataDir}/pg_hba.conf`);
+    }
     await this.#launchOnFreePort();
     await this.#psql("postgres", ["-c", `CREATE DATABASE ${DATABASE}`]);
     const files = ["mastodon-schema.sql", ...(seed ? ["mastodon-seed.sql"] : [])];
@@ -180,6 +202,7 @@ class ThrowawayPostgres implements PostgresServer {
       ...["-D", this.#dataDir, "-p", String(this.port), "-k", this.socketDir],
       ...["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "lc_messages=C"],
       ...["-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
+      ...this.#tlsSettings,
     ], "null");
   }
 
@@ -311,6 +334,34 @@ async function makeServerDir(owner?: [number, number]): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "sluice-pg-", dir: owner ? "/tmp" : undefined });
   if (owner) await Deno.chown(dir, ...owner);
   return dir;
+}
+
+/** Where the certificate and key were copied to, readable by the server only. */
+interface CopiedTls {
+  certFile: string;
+  keyFile: string;
+  only?: boolean;
+}
+
+/** Copies the PEM files into `dir` (mode 0600, owned by the server's user when we are root). */
+async function copyTls(
+  tls: PostgresTlsFiles,
+  dir: string,
+  owner?: [number, number],
+): Promise<CopiedTls> {
+  const copied = { certFile: `${dir}/server.crt`, keyFile: `${dir}/server.key`, only: tls.only };
+  for (const [from, to] of [[tls.certFile, copied.certFile], [tls.keyFile, copied.keyFile]]) {
+    await Deno.copyFile(from, to);
+    await Deno.chmod(to, 0o600); // postgres refuses a key others can read
+    if (owner) await Deno.chown(to, ...owner);
+  }
+  return copied;
+}
+
+/** Turns pg_hba.conf's TCP lines (`host`) into TLS-only ones (`hostssl`). */
+async function requireTls(hbaFile: string): Promise<void> {
+  const text = await Deno.readTextFile(hbaFile);
+  await Deno.writeTextFile(hbaFile, text.replace(/^host(\s)/gm, "hostssl$1"));
 }
 
 /** Runs a command to completion; returns stdout or throws with its stderr. */

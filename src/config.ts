@@ -16,6 +16,7 @@ import { envFileName, environment, type Getter, type TextFileReader } from "./_e
 import { ConfigError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { compileTrust } from "./proxy_addr.ts";
+import type { ExtraCa } from "./tls.ts";
 
 export { ConfigError } from "./errors.ts";
 export type { Getter, TextFileReader } from "./_env_file.ts";
@@ -38,6 +39,11 @@ export interface PostgresConfig {
   options?: string;
   /** DB_POOL */
   max: number;
+  /**
+   * NODE_EXTRA_CA_CERTS, named in errors; the runtime itself trusts it for
+   * node:tls besides the built-in roots (unless `ssl.ca` replaces them).
+   */
+  extraCa?: ExtraCa;
 }
 
 export interface RedisEndpoint {
@@ -60,6 +66,8 @@ export interface RedisConfig {
   sentinelMaster?: string;
   sentinelUsername?: string;
   sentinelPassword?: string;
+  /** NODE_EXTRA_CA_CERTS, trusted besides the built-in roots for rediss://. */
+  extraCa?: ExtraCa;
 }
 
 /** The whole configuration, parsed once and frozen. */
@@ -122,6 +130,7 @@ export const VARIABLES: readonly string[] = Object.freeze([
   "LIMITED_FEDERATION_MODE",
   "WHITELIST_MODE",
   "AUTHORIZED_FETCH",
+  "NODE_EXTRA_CA_CERTS",
 ]);
 
 const OBSOLETE = [
@@ -131,24 +140,32 @@ const OBSOLETE = [
   "AUTHORIZED_FETCH",
 ];
 
-/** Turns variables into a deeply frozen Config; `readTextFile` serves DATABASE_URL's sslrootcert/sslcert/sslkey. */
-export function parseConfig(
-  get: Getter,
-  options: { readTextFile?: TextFileReader } = {},
-): Readonly<Config> {
+/** How parseConfig reads files, and the process environment without the env file. */
+export interface ParseOptions {
+  /** Serves DATABASE_URL's sslrootcert/sslcert/sslkey and NODE_EXTRA_CA_CERTS. */
+  readTextFile?: TextFileReader;
+  /** The process environment alone (default: `get`): NODE_EXTRA_CA_CERTS must come from it. */
+  processEnv?: Getter;
+  /** false: files are only listed, not read (their contents are not checked). */
+  readFiles?: boolean;
+}
+
+/** Turns variables into a deeply frozen Config. */
+export function parseConfig(get: Getter, options: ParseOptions = {}): Readonly<Config> {
   const nodeEnv = nonEmpty(get, "NODE_ENV") ?? "development";
   const files: string[] = [];
   const readTextFile = (path: string) => {
     files.push(path);
     return options.readTextFile?.(path);
   };
+  const ca = extraCa(get, { ...options, readTextFile });
   return deepFreeze(defined({
     nodeEnv,
     logLevel: logLevel(get, nodeEnv),
     listen: listen(get),
     trustedProxyIp: trustedProxyIp(get),
-    postgres: postgres(get, nodeEnv, readTextFile),
-    redis: redis(get),
+    postgres: { ...postgres(get, nodeEnv, readTextFile), ...ca },
+    redis: { ...redis(get), ...ca },
     redisNamespace: nonEmpty(get, "REDIS_NAMESPACE"),
     clientQueueBytes: integer(get, "SLUICE_CLIENT_QUEUE_BYTES", 1048576, POSITIVE),
     shutdownTimeoutMs: integer(get, "SLUICE_SHUTDOWN_TIMEOUT_MS", 10000, TIMER),
@@ -225,6 +242,33 @@ function listen(get: Getter): Listen {
   const bind = nonEmpty(get, "BIND") ?? "127.0.0.1";
   const hostname = bind.replace(/^\[(.*)\]$/, "$1");
   return { kind: "tcp", hostname, port: integer(get, "PORT", 4000, PORT) };
+}
+
+/**
+ * NODE_EXTRA_CA_CERTS, read and checked now (Node only warns about a bad
+ * file, then TLS fails). Deno, like Node, reads the variable at start-up for
+ * node:tls (PostgreSQL), so it must come from the process environment.
+ */
+function extraCa(get: Getter, options: ParseOptions): { extraCa?: ExtraCa } {
+  const file = nonEmpty(get, "NODE_EXTRA_CA_CERTS");
+  if (file === undefined) return {};
+  if ((options.processEnv ?? get)("NODE_EXTRA_CA_CERTS") !== file) {
+    throw new ConfigError(
+      "NODE_EXTRA_CA_CERTS is set in the env file: set it in the process environment instead " +
+        "(e.g. Environment= in the systemd unit), where the TLS runtime reads it, as Node does",
+    );
+  }
+  const pem = options.readTextFile?.(file);
+  if (options.readFiles === false) return { extraCa: { file, pem: "" } };
+  if (pem === undefined) {
+    throw new ConfigError(`Cannot read NODE_EXTRA_CA_CERTS: no file "${file}"`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ConfigError(
+      `Cannot parse NODE_EXTRA_CA_CERTS: "${file}" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+  }
+  return { extraCa: { file, pem } };
 }
 
 // --- PostgreSQL -----------------------------------------------------------------
@@ -452,7 +496,7 @@ export function loadConfig(
   const get = (name: string) => Deno.env.get(name);
   const env = environment({ get, readTextFile: readIfExists, envFile: args.envFile });
   const readTextFile = args.readFiles === false ? () => "" : readIfExists;
-  const config = parseConfig(env, { readTextFile });
+  const config = parseConfig(env, { readTextFile, processEnv: get, readFiles: args.readFiles });
   return deepFreeze({ ...config, envFile: envFilePath(args.envFile) });
 }
 

@@ -1,12 +1,15 @@
 /**
  * Every SQL statement Sluice runs, behind the small {@link Database}
  * interface so the rest of the code (and its unit tests) never sees a pool.
- * Ids are strings, as node-postgres returns bigint columns.
+ * Ids are strings, as node-postgres returns bigint columns. A server
+ * certificate that TLS rejects surfaces as a TlsCertificateError saying what
+ * to set.
  *
  * @module
  */
 import { pg, type Pool } from "../deps.ts";
 import type { PostgresConfig } from "./config.ts";
+import { certificateError, type TrustSource } from "./tls.ts";
 import type { Logger } from "./log.ts";
 import type { FilterRow } from "./keyword_filter.ts";
 import type { Metrics } from "./metrics.ts";
@@ -111,9 +114,16 @@ export class PgDatabase implements Database {
   readonly pool: Pool;
   readonly #metrics: Metrics;
   readonly #feedAccess = new Map<string, Promise<FeedAccess>>();
+  readonly #server: { host: string; port: number };
+  readonly #trust: TrustSource;
 
   constructor(options: { config: PostgresConfig; log: Logger; metrics: Metrics }) {
-    const { max, ...connection } = options.config;
+    // NODE_EXTRA_CA_CERTS needs no option: Deno adds it to node:tls's roots, as Node does.
+    const { max, extraCa, ...connection } = options.config;
+    this.#server = { host: connection.host ?? "localhost", port: connection.port ?? 5432 };
+    this.#trust = connection.ssl && connection.ssl.ca !== undefined
+      ? { kind: "sslrootcert" }
+      : { kind: "default", extraCa };
     this.pool = new pg.Pool({
       ...connection,
       max,
@@ -130,11 +140,11 @@ export class PgDatabase implements Database {
 
   async tokenRows(tokens: readonly string[]): Promise<Map<string, TokenRow>> {
     this.#metrics.dbRoundTrips.inc({ purpose: "token" });
-    const { rows } = await this.pool.query({
+    const { rows } = await this.#explained(this.pool.query({
       name: "sluice_token_rows",
       text: TOKEN_SQL,
       values: [tokens],
-    });
+    }));
     const found = new Map<string, TokenRow>();
     for (const row of rows) {
       if (found.has(row.token)) continue; // the token index is unique; keep the first anyway
@@ -177,25 +187,24 @@ export class PgDatabase implements Database {
       ? ["local_topic_feed_access", "remote_topic_feed_access"]
       : ["local_live_feed_access", "remote_live_feed_access"];
     this.#metrics.dbRoundTrips.inc({ purpose: "feed_access" });
-    const { rows } = await this.pool.query<{ var: string; value: string | null }>(SETTINGS_SQL, [
-      local,
-      remote,
-    ]);
+    const { rows } = await this.#explained(
+      this.pool.query<{ var: string; value: string | null }>(SETTINGS_SQL, [local, remote]),
+    );
     const value = (name: string) => rows.find((r) => r.var === name)?.value;
     return { localDisabled: value(local) === DISABLED, remoteDisabled: value(remote) === DISABLED };
   }
 
   async excludedViewers(query: RelationshipQuery): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>({
+    const { rows } = await this.#explained(this.pool.query<{ id: string }>({
       name: "sluice_excluded_viewers", // prepared once per connection
       text: EXCLUDED_SQL,
       values: [query.viewerIds, query.targetIds, query.authorId, query.domain],
-    });
+    }));
     return [...new Set(rows.map((r) => r.id))];
   }
 
   async filterRows(accountIds: readonly string[]): Promise<AccountFilterRow[]> {
-    const { rows } = await this.pool.query(FILTERS_SQL, [accountIds]);
+    const { rows } = await this.#explained(this.pool.query(FILTERS_SQL, [accountIds]));
     return rows.map((r) => ({
       accountId: r.account_id,
       id: r.id,
@@ -209,7 +218,14 @@ export class PgDatabase implements Database {
   }
 
   async ping(): Promise<void> {
-    await this.pool.query("SELECT 1");
+    await this.#explained(this.pool.query("SELECT 1"));
+  }
+
+  /** `query`, with a rejected server certificate explained (TlsCertificateError). */
+  #explained<T>(query: Promise<T>): Promise<T> {
+    return query.catch((err) => {
+      throw certificateError(err, this.#server, this.#trust) ?? err;
+    });
   }
 
   /** Pool statistics for the pg_pool_* gauges. */

@@ -2,7 +2,8 @@
  * Opening one authenticated Redis connection as configured: TCP, TLS, a unix
  * socket, or the master a Sentinel names, then the AUTH/SELECT/PING
  * handshake. One attempt, no retrying (that is `connection.ts`); private to
- * `src/redis/`.
+ * `src/redis/`. Sentinels and the master they name are reached without TLS,
+ * as Mastodon's streaming server does (REDIS_SENTINELS has no TLS setting).
  *
  * @module
  */
@@ -13,6 +14,8 @@ import {
   RespConnection,
   type RespEndpoint,
 } from "./resp.ts";
+
+const CLOSED = "Redis closed the connection";
 
 interface Credentials {
   username?: string;
@@ -30,7 +33,7 @@ async function handshake(conn: RespConnection, auth: Credentials, db?: number): 
   for (const command of commands) conn.send(command);
   for (const command of commands) {
     const reply = await conn.read();
-    if (reply === undefined) throw new RedisConnectionError("Redis closed the connection");
+    if (reply === undefined) throw new RedisConnectionError(CLOSED);
     if (reply instanceof RedisReplyError) {
       throw new RedisReplyError(`Redis ${command[0]} failed: ${reply.message}`);
     }
@@ -105,9 +108,30 @@ export async function openRedis(
     ? await askSentinels(config, signal)
     : config.mode === "unix"
     ? { kind: "unix", path: config.path ?? "" }
-    : { kind: "tcp", host: config.host, port: config.port, tls: config.tls };
+    : {
+      kind: "tcp",
+      host: config.host,
+      port: config.port,
+      tls: config.tls,
+      extraCa: config.extraCa,
+    };
   return await withConnection(endpoint, signal, async (conn) => {
-    await handshake(conn, config, select ? config.db : undefined);
+    try {
+      await handshake(conn, config, select ? config.db : undefined);
+    } catch (err) {
+      throw explainCut(endpoint, err);
+    }
     return conn;
   });
+}
+
+/** A plain TCP connection cut before any reply: say that the port may want TLS. */
+function explainCut(endpoint: RespEndpoint, err: unknown): unknown {
+  const cut = err instanceof RedisConnectionError || err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.UnexpectedEof || err instanceof Deno.errors.BrokenPipe;
+  if (!cut || endpoint.kind !== "tcp" || endpoint.tls) return err;
+  return new RedisConnectionError(
+    `${CLOSED} at ${endpoint.host}:${endpoint.port} without answering; ` +
+      "if that port accepts only TLS, use a rediss:// URL",
+  );
 }

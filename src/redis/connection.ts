@@ -63,6 +63,7 @@ export abstract class ConnectionLoop {
   #wake: (() => void) | undefined;
   #outage = false;
   #lastReason: string | undefined;
+  #lastError: unknown;
 
   protected constructor(options: RedisConnectionOptions, role: ConnectionRole) {
     this.#config = options.config;
@@ -76,6 +77,11 @@ export abstract class ConnectionLoop {
   /** Whether the connection is up. */
   get connected(): boolean {
     return this.#conn !== undefined;
+  }
+
+  /** Why the last attempt to connect failed, while not connected (for readiness). */
+  get failure(): unknown {
+    return this.#conn === undefined ? this.#lastError : undefined;
   }
 
   /** Times the connection was re-established after being lost. */
@@ -162,6 +168,7 @@ export abstract class ConnectionLoop {
   async #serve(conn: RespConnection): Promise<unknown> {
     this.#outage = false;
     this.#lastReason = undefined;
+    this.#lastError = undefined;
     try {
       this.#up(conn);
       for (let reply = await conn.read(); reply !== undefined; reply = await conn.read()) {
@@ -209,6 +216,7 @@ export abstract class ConnectionLoop {
     const loud = !this.#outage || changed;
     this.#outage = true;
     this.#lastReason = reason;
+    this.#lastError = err;
     if (loud) this.log.warn("Cannot connect to Redis, retrying", { error: err });
     else this.log.debug("Cannot connect to Redis, retrying", { error: err });
   }

@@ -1,11 +1,13 @@
 /**
  * The RESP2 wire: an incremental reply parser, the command encoder, a socket
- * that speaks them (TCP, TLS or unix), and the two errors callers of the
- * Redis classes see. Knows nothing about AUTH, pub/sub or reconnecting
- * (`connection.ts`) and never parses message payloads.
+ * that speaks them (TCP, TLS through `_tls.ts`, or unix), and the two errors
+ * callers of the Redis classes see. Knows nothing about AUTH, pub/sub or
+ * reconnecting (`connection.ts`) and never parses message payloads.
  *
  * @module
  */
+import type { ExtraCa } from "../tls.ts";
+import { startTls } from "./_tls.ts";
 
 /** One decoded reply. Bulk strings are UTF-8 decoded; nulls stay `null`. */
 export type RespValue = string | number | null | RedisReplyError | RespValue[];
@@ -203,9 +205,9 @@ export function encodeCommand(args: string[]): Uint8Array {
   return out;
 }
 
-/** Where a Redis server listens. */
+/** Where a Redis server listens; `extraCa` is trusted besides the built-in roots for TLS. */
 export type RespEndpoint =
-  | { kind: "tcp"; host: string; port: number; tls: boolean }
+  | { kind: "tcp"; host: string; port: number; tls: boolean; extraCa?: ExtraCa }
   | { kind: "unix"; path: string };
 
 const READ_BUFFER_BYTES = 256 * 1024;
@@ -235,7 +237,7 @@ export class RespConnection {
     const tcp = await Deno.connect({ hostname: endpoint.host, port: endpoint.port, signal });
     tcp.setKeepAlive(true);
     if (!endpoint.tls) return new RespConnection(tcp);
-    return new RespConnection(await Deno.startTls(tcp, { hostname: endpoint.host }));
+    return new RespConnection(await startTls(tcp, endpoint, signal));
   }
 
   /** Queues a command; writes are batched. A write failure closes the connection. */
