@@ -32,6 +32,7 @@ import {
   type IdleTransport,
   type MemorySample,
   perConnection,
+  renderSteps,
   renderTable,
   type ServerRun,
 } from "./idle_memory/report.ts";
@@ -204,6 +205,7 @@ async function orchestrate(args: string[]): Promise<void> {
   }
   const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "?")).trim();
   console.log(renderTable(runs).join("\n"));
+  console.log(`\n${renderSteps(runs).join("\n")}\n`);
   console.log(`load average: ${load}`);
   if (values.json) {
     const perConn = runs.map((run) => ({ ...run, perConnection: perConnection(run) }));

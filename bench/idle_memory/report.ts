@@ -72,3 +72,24 @@ export function renderTable(runs: readonly ServerRun[]): string[] {
   }
   return lines;
 }
+
+/** Per server and pair of consecutive steps: bytes per added connection, young generation apart. */
+export function renderSteps(runs: readonly ServerRun[]): string[] {
+  const lines = [
+    "| server | transport | step | heapUsed | new space | rss |",
+    "|---|---|---|---|---|---|",
+  ];
+  for (const run of runs) {
+    for (let i = 1; i < run.samples.length; i++) {
+      const [a, b] = [run.samples[i - 1], run.samples[i]];
+      const per = (key: keyof MemorySample) =>
+        kb((b.memory[key] - a.memory[key]) / (b.connections - a.connections));
+      const step = `${a.connections} → ${b.connections}`;
+      lines.push(
+        `| ${run.server} | ${run.transport} | ${step} | ${per("heapUsed")} | ` +
+          `${per("newSpace")} | ${per("rss")} |`,
+      );
+    }
+  }
+  return lines;
+}
