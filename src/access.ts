@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Interner } from "./_interner.ts";
 import type { Viewer } from "./auth.ts";
 import type { Database, FeedAccess } from "./db.ts";
 import { AuthenticationError } from "./errors.ts";
@@ -40,6 +41,8 @@ const UNRESTRICTED: FeedAccess = Object.freeze({ localDisabled: false, remoteDis
 /** Resolves stream requests for authenticated viewers. */
 export class Access {
   readonly #db: Pick<Database, "ownsList" | "feedAccess">;
+  /** Equal resolutions are one object, shared by every connection holding it. */
+  readonly #resolved = new Interner<ResolvedStream>();
 
   constructor(options: { db: Pick<Database, "ownsList" | "feedAccess"> }) {
     this.#db = options.db;
@@ -51,6 +54,16 @@ export class Access {
    * errors (database) mean 500. `checkScopes: false` is for unsubscribe.
    */
   async resolve(
+    viewer: Viewer,
+    stream: unknown,
+    params: Record<string, unknown>,
+    options: { checkScopes?: boolean } = {},
+  ): Promise<ResolvedStream> {
+    const resolved = await this.#resolve(viewer, stream, params, options);
+    return this.#resolved.intern(JSON.stringify(resolved), resolved);
+  }
+
+  async #resolve(
     viewer: Viewer,
     stream: unknown,
     params: Record<string, unknown>,

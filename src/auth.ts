@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { Interner } from "./_interner.ts";
 import type { Database, TokenRow } from "./db.ts";
 import { AuthenticationError } from "./errors.ts";
 
@@ -55,6 +56,8 @@ export class Authenticator {
   /** Tokens waiting for a query slot, in arrival order. */
   readonly #waiting = new Map<string, Waiting>();
   #running = 0;
+  /** One viewer object per identical row, shared by every connection of that token. */
+  readonly #viewers = new Interner<Viewer>();
 
   constructor(options: { db: Pick<Database, "tokenRows"> }) {
     this.#db = options.db;
@@ -69,7 +72,7 @@ export class Authenticator {
     if (found.token === "") throw new AuthenticationError("Invalid access token");
     const row = await this.#lookup(found.token);
     if (row === undefined) throw new AuthenticationError("Invalid access token");
-    return row;
+    return this.#viewers.intern(JSON.stringify(row), row);
   }
 
   #lookup(token: string): Promise<TokenRow | undefined> {

@@ -54,17 +54,56 @@ export class Subscription implements Listener {
   }
 }
 
-/** A connected, authenticated client. */
+/** The delivery counters of one connection type, shared by its clients. */
+interface Counters {
+  readonly sent: Series;
+  readonly latency: Series;
+  readonly deliveries: Series;
+}
+
+/** Counters per context and type: built once, not per connection. */
+const COUNTERS = new WeakMap<ClientContext, Record<ClientType, Counters>>();
+
+function countersOf({ metrics }: ClientContext, type: ClientType): Counters {
+  return {
+    sent: metrics.messagesSent.series({ type }),
+    latency: metrics.deliveryLatency.series(),
+    deliveries: metrics.deliveries.series(),
+  };
+}
+
+function sharedCounters(context: ClientContext, type: ClientType): Counters {
+  let counters = COUNTERS.get(context);
+  if (counters === undefined) {
+    counters = {
+      websocket: countersOf(context, "websocket"),
+      eventsource: countersOf(context, "eventsource"),
+    };
+    COUNTERS.set(context, counters);
+  }
+  return counters[type];
+}
+
+/** A client's listener on its system channels: a prototype method, no closure. */
+class SystemListener implements Listener {
+  constructor(readonly client: Client) {}
+  deliver(event: StreamEvent): void {
+    this.client.onSystemEvent(event);
+  }
+}
+
+/**
+ * A connected, authenticated client. Idle connections are many, so a client
+ * keeps few fields: the counters are shared per type, the system channels
+ * are derived from the viewer when needed, the subscriptions are a short
+ * array, and the filter cache exists only once a filtered stream needs it.
+ */
 export abstract class Client {
-  readonly #subscriptions = new Map<string, Subscription>();
-  readonly #system: Listener;
-  readonly #systemChannels: readonly string[];
-  readonly #sent: Series;
-  readonly #latency: Series;
-  readonly #deliveries: Series;
+  readonly #subscriptions: Subscription[] = [];
+  readonly #system: Listener = new SystemListener(this);
+  readonly #counters: Counters;
   #closed = false;
-  /** This connection's keyword filters, loaded at the first filtered event. */
-  readonly filters = new FilterCache();
+  #filters?: FilterCache;
   /** Called when `filters_changed` arrives on the account's system channel. */
   onFiltersChanged?: () => void;
 
@@ -73,12 +112,8 @@ export abstract class Client {
     readonly type: ClientType,
     readonly context: ClientContext,
   ) {
-    this.#systemChannels = systemChannels(viewer);
-    this.#system = { deliver: (event) => this.#onSystemEvent(event) };
-    this.#sent = context.metrics.messagesSent.series({ type });
-    this.#latency = context.metrics.deliveryLatency.series();
-    this.#deliveries = context.metrics.deliveries.series();
-    for (const channel of this.#systemChannels) context.hub.attach(channel, this.#system, false);
+    this.#counters = sharedCounters(context, type);
+    for (const channel of systemChannels(viewer)) context.hub.attach(channel, this.#system, false);
     context.metrics.connectedClients.inc({ type });
     context.metrics.connectedChannels.inc({ type, channel: "system" }, 2);
   }
@@ -88,16 +123,21 @@ export abstract class Client {
     return this.#closed;
   }
 
+  /** This connection's keyword filters, created at the first filtered subscription. */
+  get filters(): FilterCache {
+    return this.#filters ??= new FilterCache();
+  }
+
   /** Whether a subscription with this key exists. */
   isSubscribed(key: string): boolean {
-    return this.#subscriptions.has(key);
+    return this.#subscriptions.some((s) => s.stream.key === key);
   }
 
   /** Adds a stream subscription (a duplicate key is ignored); returns whether it was added. */
   subscribe(stream: ResolvedStream): boolean {
-    if (this.#closed || this.#subscriptions.has(stream.key)) return false;
+    if (this.#closed || this.isSubscribed(stream.key)) return false;
     const subscription = new Subscription(this, stream);
-    this.#subscriptions.set(stream.key, subscription);
+    this.#subscriptions.push(subscription);
     for (const channel of stream.channels) this.context.hub.attach(channel, subscription, true);
     this.context.metrics.connectedChannels.inc({
       type: this.type,
@@ -108,9 +148,9 @@ export abstract class Client {
 
   /** Removes the subscription with this key, if any. */
   unsubscribe(key: string): void {
-    const subscription = this.#subscriptions.get(key);
-    if (subscription === undefined) return;
-    this.#subscriptions.delete(key);
+    const index = this.#subscriptions.findIndex((s) => s.stream.key === key);
+    if (index < 0) return;
+    const [subscription] = this.#subscriptions.splice(index, 1);
     for (const channel of subscription.stream.channels) {
       this.context.hub.detach(channel, subscription, true);
     }
@@ -128,8 +168,8 @@ export abstract class Client {
   dispose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const key of [...this.#subscriptions.keys()]) this.unsubscribe(key);
-    for (const channel of this.#systemChannels) {
+    for (const { stream } of [...this.#subscriptions]) this.unsubscribe(stream.key);
+    for (const channel of systemChannels(this.viewer)) {
       this.context.hub.detach(channel, this.#system, false);
     }
     this.context.metrics.connectedClients.dec({ type: this.type });
@@ -138,9 +178,10 @@ export abstract class Client {
 
   /** Counts one transmitted event and its latency since Redis. */
   protected counted(event: StreamEvent): void {
-    this.#sent.value++;
-    this.#deliveries.value++;
-    this.#latency.value += (performance.now() - event.receivedAt) / 1000;
+    const counters = this.#counters;
+    counters.sent.value++;
+    counters.deliveries.value++;
+    counters.latency.value += (performance.now() - event.receivedAt) / 1000;
   }
 
   /** Counts a disconnect caused by an overflowing queue. */
@@ -148,10 +189,11 @@ export abstract class Client {
     this.context.metrics.slowClientDisconnects.inc({ type: this.type });
   }
 
-  #onSystemEvent(event: StreamEvent): void {
+  /** Handles `kill` and `filters_changed` from the system channels. */
+  onSystemEvent(event: StreamEvent): void {
     if (event.event === "kill") this.kill();
     else if (event.event === "filters_changed") {
-      this.filters.invalidate();
+      this.#filters?.invalidate();
       this.onFiltersChanged?.();
     }
   }

@@ -16,7 +16,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { SseClient } from "./sse.ts";
 import type { WebSocketSession } from "./websocket.ts";
-import { acceptWebSocket } from "./websocket_upgrade.ts";
+import { acceptWebSocket, type UpgradeOptions } from "./websocket_upgrade.ts";
 
 /** Mastodon's SSE heartbeat period. */
 const HEARTBEAT_MS = 15_000;
@@ -42,19 +42,22 @@ export class Clients {
   readonly #streams = new Set<SseClient>();
   readonly #sessions = new Set<WebSocketSession>();
   readonly #context: ClientContext;
-  readonly #access: Access;
-  readonly #log: Logger;
-  readonly #idleTimeoutSeconds: number;
-  readonly #closeGraceMs: number | undefined;
+  /** What every WebSocket upgrade shares (context, timings, the session set's hooks). */
+  readonly #upgrade: UpgradeOptions;
   readonly #heartbeat: ReturnType<typeof setInterval>;
+  /** One callback for every SSE stream that ends, not a closure per stream. */
+  readonly #streamEnded = (client: SseClient) => this.#streams.delete(client);
 
   constructor(options: ClientsOptions) {
-    const { hub, metrics, clientQueueBytes } = options;
+    const { hub, metrics, clientQueueBytes, access, log } = options;
     this.#context = { hub, metrics, clientQueueBytes };
-    this.#access = options.access;
-    this.#log = options.log;
-    this.#idleTimeoutSeconds = options.wsIdleTimeoutSeconds ?? WS_IDLE_TIMEOUT_SECONDS;
-    this.#closeGraceMs = options.wsCloseGraceMs;
+    this.#upgrade = {
+      context: { ...this.#context, access, log },
+      idleTimeoutSeconds: options.wsIdleTimeoutSeconds ?? WS_IDLE_TIMEOUT_SECONDS,
+      closeGraceMs: options.wsCloseGraceMs,
+      opened: (session) => this.#sessions.add(session),
+      closed: (session) => this.#sessions.delete(session),
+    };
     this.#heartbeat = setInterval(() => {
       for (const stream of this.#streams) stream.heartbeat();
     }, options.heartbeatMs ?? HEARTBEAT_MS);
@@ -74,10 +77,7 @@ export class Clients {
     stream: ResolvedStream,
     closed?: () => void,
   ): ReadableStream<Uint8Array> {
-    const client = new SseClient(viewer, this.#context, (c) => {
-      this.#streams.delete(c);
-      closed?.();
-    });
+    const client = new SseClient(viewer, this.#context, this.#streamEnded, closed);
     this.#streams.add(client);
     client.subscribe(stream);
     return client.body;
@@ -93,16 +93,7 @@ export class Clients {
     requestId: string,
     ended?: (code: number) => void,
   ): Response {
-    return acceptWebSocket(request, {
-      viewer,
-      requestId,
-      context: { ...this.#context, access: this.#access, log: this.#log },
-      idleTimeoutSeconds: this.#idleTimeoutSeconds,
-      closeGraceMs: this.#closeGraceMs,
-      opened: (session) => this.#sessions.add(session),
-      closed: (session) => this.#sessions.delete(session),
-      ended,
-    });
+    return acceptWebSocket(request, viewer, requestId, this.#upgrade, ended);
   }
 
   /** Shutdown: closes every WebSocket with 1001 and ends every SSE stream. */

@@ -14,23 +14,58 @@ const encoder = new TextEncoder();
 const OPENING = encoder.encode(":)\n");
 const THUMP = encoder.encode(":thump\n\n");
 
+/** Queued bytes, not chunks, measure a stream's backlog (one function for every stream). */
+const QUEUING: QueuingStrategy<Uint8Array> = {
+  highWaterMark: 0,
+  size: (chunk) => chunk.byteLength,
+};
+
+/**
+ * The underlying source of a client's body: prototype methods, so a stream
+ * holds no closures of its own.
+ */
+class SseSource implements UnderlyingDefaultSource<Uint8Array> {
+  constructor(readonly client: SseClient) {}
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.client.started(controller);
+  }
+  cancel(): void {
+    this.client.cancelled(); // the client went away
+  }
+}
+
 /** One EventSource client. */
 export class SseClient extends Client {
   readonly body: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   readonly #onFinish: (client: SseClient) => void;
+  readonly #closed?: () => void;
 
-  /** `onFinish` is called once when the stream ends, whatever ended it. */
-  constructor(viewer: Viewer, context: ClientContext, onFinish: (client: SseClient) => void) {
+  /**
+   * `onFinish` (shared by many clients), then `closed` (this client's own),
+   * are called once when the stream ends, whatever ended it.
+   */
+  constructor(
+    viewer: Viewer,
+    context: ClientContext,
+    onFinish: (client: SseClient) => void,
+    closed?: () => void,
+  ) {
     super(viewer, "eventsource", context);
     this.#onFinish = onFinish;
-    this.body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
-        controller.enqueue(OPENING);
-      },
-      cancel: () => this.#finish(), // the client went away
-    }, { highWaterMark: 0, size: (chunk) => chunk.byteLength });
+    this.#closed = closed;
+    this.body = new ReadableStream<Uint8Array>(new SseSource(this), QUEUING);
+  }
+
+  /** The body's controller arrived: the opening comment goes first. */
+  started(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller;
+    controller.enqueue(OPENING);
+  }
+
+  /** The reader cancelled the body. */
+  cancelled(): void {
+    this.#finish();
   }
 
   transmit(event: StreamEvent): void {
@@ -66,6 +101,7 @@ export class SseClient extends Client {
 
   #finish(): void {
     this.#onFinish(this);
+    this.#closed?.();
     this.dispose();
   }
 }

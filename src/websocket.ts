@@ -25,6 +25,10 @@ export const OVERLOADED = 1013;
  */
 const CHECK_EVERY_CHARS = 16_384;
 
+function checkEvery(clientQueueBytes: number): number {
+  return Math.max(1, Math.min(CHECK_EVERY_CHARS, clientQueueBytes >> 3));
+}
+
 /** Client frames waiting for earlier ones to finish; beyond this the socket is closed. */
 export const MAX_PENDING_MESSAGES = 100;
 /** Close code and reason for a client that floods frames faster than they are handled. */
@@ -54,31 +58,30 @@ export function queryParams(query: URLSearchParams): Record<string, unknown> {
   return params;
 }
 
-/** One WebSocket client. */
+/** Already settled: what a session returns when it queues nothing. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/** One WebSocket client; its access, log and limits come from the shared context. */
 export class WebSocketSession extends Client {
+  declare readonly context: SessionContext;
   readonly #port: ClientPort;
-  readonly #access: Access;
-  readonly #log: Logger;
-  readonly #checkEvery: number;
   /** Characters sent since `bufferedAmount` was last read. */
   #unchecked = 0;
-  /** The tail of the frames being handled, one at a time in arrival order. */
-  #inbox: Promise<void> = Promise.resolve();
+  /** The tail of the frames being handled, one at a time in arrival order; none when idle. */
+  #inbox?: Promise<void>;
   #pending = 0;
 
   constructor(viewer: Viewer, context: SessionContext, port: ClientPort) {
     super(viewer, "websocket", context);
     this.#port = port;
-    this.#access = context.access;
-    this.#log = context.log;
-    this.#checkEvery = Math.max(1, Math.min(CHECK_EVERY_CHARS, context.clientQueueBytes >> 3));
   }
 
   /** Subscribes the upgrade URL's `stream`, if any, before any frame (docs/protocol.md §6.1). */
   start(query: URLSearchParams): Promise<void> {
     const stream = query.get("stream");
-    if (stream === null) return this.#inbox;
-    return this.#enqueue(() => this.requestSubscribe(stream, queryParams(query)));
+    if (stream === null) return this.#inbox ?? SETTLED;
+    const params = queryParams(query);
+    return this.#enqueue(() => this.requestSubscribe(stream, params));
   }
 
   /**
@@ -88,30 +91,32 @@ export class WebSocketSession extends Client {
    * {@link MAX_PENDING_MESSAGES} frames waiting is closed with 1008.
    */
   receive(data: unknown): Promise<void> {
-    if (this.closed) return this.#inbox;
+    if (this.closed) return this.#inbox ?? SETTLED;
     if (this.#pending >= MAX_PENDING_MESSAGES) {
-      this.#log.warn("Closing a WebSocket that sends frames faster than they are handled", {
+      this.context.log.warn("Closing a WebSocket that sends frames faster than they are handled", {
         pending: this.#pending,
       });
       this.#port.close(POLICY_VIOLATION, FLOOD_REASON);
       this.dispose();
-      return this.#inbox;
+      return this.#inbox ?? SETTLED;
     }
     return this.#enqueue(() => this.handleMessage(data));
   }
 
   #enqueue(task: () => Promise<void>): Promise<void> {
     this.#pending++;
-    this.#inbox = this.#inbox.then(async () => {
+    const tail: Promise<void> = (this.#inbox ?? SETTLED).then(async () => {
       try {
         if (!this.closed) await task();
       } catch (err) {
-        this.#log.error("WebSocket message handling failed", { err });
+        this.context.log.error("WebSocket message handling failed", { err });
       } finally {
-        this.#pending--;
+        // The last frame handled: an idle session keeps no promise chain.
+        if (--this.#pending === 0 && this.#inbox === tail) this.#inbox = undefined;
       }
     });
-    return this.#inbox;
+    this.#inbox = tail;
+    return tail;
   }
 
   /** Handles one frame from the client. */
@@ -125,7 +130,7 @@ export class WebSocketSession extends Client {
     try {
       message = JSON.parse(data);
     } catch {
-      this.#log.debug("Ignoring a WebSocket message that is not JSON");
+      this.context.log.debug("Ignoring a WebSocket message that is not JSON");
       return;
     }
     if (typeof message !== "object" || message === null || Array.isArray(message)) return;
@@ -137,10 +142,12 @@ export class WebSocketSession extends Client {
   /** Scopes, resolution, duplicates ignored, errors as frames (docs/protocol.md §6.3). */
   async requestSubscribe(stream: unknown, params: Record<string, unknown>): Promise<void> {
     try {
-      this.subscribe(await this.#access.resolve(this.viewer, stream, params));
+      this.subscribe(await this.context.access.resolve(this.viewer, stream, params));
     } catch (err) {
       const { status, message } = describeError(err);
-      if (status === 500) this.#log.error("Subscription failed", { err, stream: String(stream) });
+      if (status === 500) {
+        this.context.log.error("Subscription failed", { err, stream: String(stream) });
+      }
       this.#sendControl(JSON.stringify({ error: message, status }));
     }
   }
@@ -148,7 +155,7 @@ export class WebSocketSession extends Client {
   /** Re-resolves without scopes; unknown ones are a silent no-op (docs/protocol.md §6.4). */
   async requestUnsubscribe(stream: unknown, params: Record<string, unknown>): Promise<void> {
     try {
-      const resolved = await this.#access.resolve(this.viewer, stream, params, {
+      const resolved = await this.context.access.resolve(this.viewer, stream, params, {
         checkScopes: false,
       });
       this.unsubscribe(resolved.key);
@@ -159,7 +166,7 @@ export class WebSocketSession extends Client {
 
   transmit(event: StreamEvent, label: string): void {
     if (this.closed) return;
-    if (this.#unchecked >= this.#checkEvery) {
+    if (this.#unchecked >= checkEvery(this.context.clientQueueBytes)) {
       this.#unchecked = 0;
       if (this.#port.bufferedAmount > this.context.clientQueueBytes) {
         this.overflowed();
@@ -194,7 +201,7 @@ export class WebSocketSession extends Client {
       this.#port.send(text);
       return true;
     } catch (err) {
-      this.#log.debug("WebSocket send failed", { err });
+      this.context.log.debug("WebSocket send failed", { err });
       this.dispose();
       return false;
     }

@@ -19,10 +19,8 @@ const CLOSE_GRACE_MS = 5_000;
 /** Close codes: no status in the close frame; closed without a close frame. */
 const [NO_STATUS, ABNORMAL] = [1005, 1006];
 
-/** What an upgrade needs besides the request. */
+/** What every upgrade of an instance shares: built once, not per connection. */
 export interface UpgradeOptions {
-  viewer: Viewer;
-  requestId: string;
   context: SessionContext;
   idleTimeoutSeconds: number;
   /** Default {@link CLOSE_GRACE_MS}. */
@@ -31,64 +29,111 @@ export interface UpgradeOptions {
   opened(session: WebSocketSession): void;
   /** Called once when the socket of a started session has closed. */
   closed(session: WebSocketSession): void;
-  /**
-   * Called once when the socket closes, opened or not, with its close code:
-   * the one Sluice sent if it started the close, else the client's.
-   */
-  ended?(code: number): void;
 }
 
+/**
+ * Called once when the socket closes, opened or not, with its close code:
+ * the one Sluice sent if it started the close, else the client's.
+ */
+export type Ended = (code: number) => void;
+
 /** Upgrades an authenticated request and runs its session. */
-export function acceptWebSocket(request: Request, options: UpgradeOptions): Response {
+export function acceptWebSocket(
+  request: Request,
+  viewer: Viewer,
+  requestId: string,
+  options: UpgradeOptions,
+  ended?: Ended,
+): Response {
   const protocol = request.headers.get("sec-websocket-protocol")?.split(",")[0].trim();
   const { socket, response } = Deno.upgradeWebSocket(request, {
     protocol: protocol || undefined,
     idleTimeout: options.idleTimeoutSeconds,
   });
-  response.headers.set("X-Request-Id", options.requestId);
-  let query: URLSearchParams | undefined = new URL(request.url).searchParams;
-  let session: WebSocketSession | undefined;
-  let sent: number | undefined;
-  const port = closingPort(socket, options, (code) => sent ??= code ?? NO_STATUS);
-  socket.onopen = () => {
-    session = new WebSocketSession(options.viewer, options.context, port);
-    options.opened(session);
-    session.start(query!);
-    query = undefined;
-  };
-  socket.onmessage = (e) => session?.receive(e.data);
-  socket.onclose = (e) => {
-    options.ended?.(sent ?? (e.code === 0 ? ABNORMAL : e.code)); // Deno reports 0 for 1006
-    if (session === undefined) return;
-    options.closed(session);
-    session.dispose();
-  };
-  socket.onerror = (e) => options.context.log.debug("WebSocket error", { error: String(e) });
+  response.headers.set("X-Request-Id", requestId);
+  const query = new URL(request.url).searchParams;
+  new SocketPort(socket, options, viewer, query, ended);
   return response;
 }
 
-/** The session's port: a close is followed by an abort when the handshake stalls. */
-function closingPort(
-  socket: WebSocket,
-  options: UpgradeOptions,
-  closing: (code?: number) => void,
-): ClientPort {
-  const grace = options.closeGraceMs ?? CLOSE_GRACE_MS;
-  const { metrics, log } = options.context;
-  return {
-    send: (text) => socket.send(text),
-    get bufferedAmount() {
-      return socket.bufferedAmount;
-    },
-    close(code?: number, reason?: string) {
-      closing(code);
-      socket.close(code, reason);
-      const timer = setTimeout(() => {
-        if (socket.readyState === WebSocket.CLOSED) return;
-        if (abortWebSocket(socket)) metrics.websocketAborts.inc();
-        else log.warn("Cannot abort a WebSocket whose close handshake stalled");
-      }, grace);
-      socket.addEventListener("close", () => clearTimeout(timer), { once: true });
-    },
-  };
+/**
+ * One socket's port and event handler in one object with prototype methods,
+ * so an idle connection holds no closures. A close Sluice starts is followed
+ * by an abort when the handshake stalls.
+ */
+class SocketPort implements ClientPort, EventListenerObject {
+  #session?: WebSocketSession;
+  /** Until the socket opens: who connected and the upgrade URL's query. */
+  #pending?: { viewer: Viewer; query: URLSearchParams };
+  /** The close code Sluice sent, if it started the close. */
+  #sent?: number;
+  #graceTimer?: ReturnType<typeof setTimeout>;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly options: UpgradeOptions,
+    viewer: Viewer,
+    query: URLSearchParams,
+    readonly ended?: Ended,
+  ) {
+    this.#pending = { viewer, query };
+    socket.addEventListener("open", this, { once: true });
+    socket.addEventListener("message", this);
+    socket.addEventListener("close", this, { once: true });
+    socket.addEventListener("error", this);
+  }
+
+  handleEvent(event: Event): void {
+    switch (event.type) {
+      case "open":
+        return this.#open();
+      case "message":
+        this.#session?.receive((event as MessageEvent).data);
+        return;
+      case "close":
+        return this.#closed(event as CloseEvent);
+      case "error":
+        this.options.context.log.debug("WebSocket error", { error: String(event) });
+    }
+  }
+
+  send(text: string): void {
+    this.socket.send(text);
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  close(code?: number, reason?: string): void {
+    this.#sent ??= code ?? NO_STATUS;
+    this.socket.close(code, reason);
+    if (this.#graceTimer !== undefined) return;
+    const { metrics, log } = this.options.context;
+    const socket = this.socket;
+    this.#graceTimer = setTimeout(() => {
+      if (socket.readyState === WebSocket.CLOSED) return;
+      if (abortWebSocket(socket)) metrics.websocketAborts.inc();
+      else log.warn("Cannot abort a WebSocket whose close handshake stalled");
+    }, this.options.closeGraceMs ?? CLOSE_GRACE_MS);
+  }
+
+  #open(): void {
+    const { viewer, query } = this.#pending!;
+    this.#pending = undefined;
+    const session = new WebSocketSession(viewer, this.options.context, this);
+    this.#session = session;
+    this.options.opened(session);
+    session.start(query);
+  }
+
+  #closed(event: CloseEvent): void {
+    clearTimeout(this.#graceTimer);
+    this.#pending = undefined;
+    this.ended?.(this.#sent ?? (event.code === 0 ? ABNORMAL : event.code)); // Deno: 0 for 1006
+    const session = this.#session;
+    if (session === undefined) return;
+    this.options.closed(session);
+    session.dispose();
+  }
 }

@@ -25,6 +25,7 @@ import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/sce
 import { parsePubsubClients } from "../../bench/scenarios/samplers.ts";
 import { slowCaseRate } from "../../bench/scenarios/f_slow.ts";
 import { CASES, targetRows } from "../../bench/scenarios/cases.ts";
+import { idleMemory } from "../../bench/scenarios/a_idle.ts";
 import { parseCli, readEarlier } from "../../bench/scenarios.ts";
 import { mergeResults, parseEarlier } from "../../bench/scenarios/merge.ts";
 import { createMessageFactory } from "../../bench/messages.ts";
@@ -665,4 +666,28 @@ Deno.test("mergeResults: cases kept beside a re-run b say what they took from th
     "measured in case b) was derived from case b of that run, not from the case b figures " +
     "shown here (this run).",
   ]);
+});
+
+Deno.test("Case a shows Sluice's own share per connection and per added connection", () => {
+  const idle = (server: "sluice" | "ceiling", clients: number, idleBytes: number) => {
+    const record = run({ caseId: "a", server, transport: "ws", clients, rate: null, r: {} });
+    const s = record.report!.server!;
+    s.rssBaselineBytes = 50 * 2 ** 20;
+    s.rssIdleBytes = idleBytes;
+    s.rssPerConnectionBytes = (idleBytes - s.rssBaselineBytes) / clients;
+    return record;
+  };
+  const MB = 2 ** 20;
+  const runs = [
+    idle("sluice", 1000, 50 * MB + 30 * 1024 * 1000),
+    idle("ceiling", 1000, 50 * MB + 20 * 1024 * 1000),
+    idle("sluice", 5000, 50 * MB + 30 * 1024 * 1000 + 21 * 1024 * 4000),
+    idle("ceiling", 5000, 50 * MB + 20 * 1024 * 1000 + 20 * 1024 * 4000),
+  ];
+  const md = idleMemory.section(runs, runs, results(runs)).join("\n");
+  assert.match(md, /\| ws \| 1,000 \| 30\.0 KB \| 20\.0 KB \| 10\.0 KB \| 1\.50 \|/);
+  assert.match(md, /\| ws \| 1,000 → 5,000 \| 21\.0 KB \| 20\.0 KB \| 1\.0 KB \|/);
+  const own = idleMemory.targets(runs).find((t) => t.target.includes("own idle WS"));
+  assert.equal(own?.figure, "2.8 KB at 5,000");
+  assert.match(own?.verdict ?? "", /^missed by 40 %$/);
 });

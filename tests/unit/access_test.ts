@@ -90,3 +90,17 @@ Deno.test("A database failure propagates (a 500 for the caller)", async () => {
   });
   await assert.rejects(access.resolve(viewer(), "public:local", {}), /database down/);
 });
+
+Deno.test("A stream resolved twice to the same result is the same object; a different one is not", async () => {
+  let access: FeedAccess = { localDisabled: false, remoteDisabled: false };
+  const resolver = new Access({
+    db: accessDb({ feedAccess: () => Promise.resolve({ ...access }) }),
+  });
+  const first = await resolver.resolve(viewer(), "public", {});
+  assert.equal(await resolver.resolve(viewer(), "public", {}), first);
+  assert.notEqual(await resolver.resolve(viewer(), "public:local", {}), first);
+  access = { localDisabled: true, remoteDisabled: false };
+  const changed = await resolver.resolve(viewer(), "public", {});
+  assert.notEqual(changed, first);
+  assert.deepEqual(changed.filter?.access, access);
+});

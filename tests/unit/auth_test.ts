@@ -85,3 +85,18 @@ Deno.test("A failed query rejects every lookup in its batch, and the next lookup
   db.queries[1].release();
   assert.equal((await again).accountId, "ok-1");
 });
+
+Deno.test("Connections of one token share one viewer object; a changed row is a new one", async () => {
+  const rows = new Map([["ok", row("ok")]]);
+  const auth = new Authenticator({
+    db: { tokenRows: () => Promise.resolve(new Map([...rows].map(([t, r]) => [t, { ...r }]))) },
+  });
+  const first = await auth.authenticate(header("ok"));
+  const second = await auth.authenticate(header("ok"));
+  assert.equal(second, first, "one object for two separate lookups of an unchanged row");
+  rows.set("ok", { ...row("ok"), scopes: ["read", "write"] });
+  const changed = await auth.authenticate(header("ok"));
+  assert.notEqual(changed, first);
+  assert.deepEqual(changed.scopes, ["read", "write"]);
+  assert.deepEqual(first.scopes, ["read"], "the earlier connection keeps its own row");
+});
