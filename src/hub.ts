@@ -226,7 +226,7 @@ export class Hub {
       const batch: Array<{ queued: Queued; viewers: FilterViewer[] }> = [];
       for (; state.started < state.queue.length && batch.length < MAX_BATCH; state.started++) {
         const queued = state.queue[state.started];
-        const viewers = this.#viewers(queued);
+        const viewers = this.#viewers(state, queued);
         if (viewers.length === 0) queued.facts = Promise.resolve(undefined);
         else batch.push({ queued, viewers });
       }
@@ -254,10 +254,10 @@ export class Hub {
     });
   }
 
-  /** The viewers of a queued event that is filtered at all; none when it is not. */
-  #viewers({ event, listeners }: Queued): FilterViewer[] {
+  /** The viewers still attached of a queued event that is filtered at all; none when it is not. */
+  #viewers(state: ChannelState, { event, listeners }: Queued): FilterViewer[] {
     if (!this.#filter?.applies(event)) return [];
-    return listeners.flatMap((l) => l.viewer ? [l.viewer] : []);
+    return listeners.flatMap((l) => l.viewer && state.listeners.has(l) ? [l.viewer] : []);
   }
 
   /** Drops an event that found its channel's backlog full; counted per listener, logged once a second. */
