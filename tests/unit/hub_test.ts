@@ -139,6 +139,8 @@ const STATUS: StatusFacts = {
 /** One fact query of the fake filter: its events, answered when the test says. */
 interface Batch {
   payloads: string[];
+  /** How many viewers each event of the batch is filtered for. */
+  viewers: number[];
   resolve(): void;
   reject(err: Error): void;
 }
@@ -154,6 +156,7 @@ function slowFacts() {
       const facts = items.map(({ event }) => new EventFacts(event, STATUS, new Set(), new Set()));
       batches.push({
         payloads: items.map(({ event }) => event.payload as string),
+        viewers: items.map((item) => item.viewers.length),
         resolve: () => resolve(facts),
         reject,
       });
@@ -263,6 +266,23 @@ Deno.test("Listeners that leave are skipped; later ones never get events older t
   assert.deepEqual(stays.got, ["1", "2"]);
   assert.deepEqual(late.got, ["2"]);
   assert.deepEqual(early.got, []);
+});
+
+Deno.test("Facts are not fetched for viewers that left while their event was queued", async () => {
+  const { filter, batches, started } = slowFacts();
+  const { hub } = fakeHub({ filter });
+  const leaves = filteredListener(), stays = filteredListener();
+  hub.attach("timeline:public", leaves, true);
+  hub.attach("timeline:public", stays, true);
+  for (let i = 1; i <= 3; i++) hub.publish("timeline:public", deleteOf(i));
+  hub.detach("timeline:public", leaves, true);
+  batches[0].resolve();
+  await started(3);
+  assert.deepEqual(batches.map((b) => b.viewers), [[2], [2], [1]]);
+  batches[1].resolve();
+  batches[2].resolve();
+  await stays.received(3);
+  assert.deepEqual(leaves.got, []);
 });
 
 Deno.test("A failed fact query drops its events for filtered viewers and the channel goes on", async () => {
