@@ -29,14 +29,19 @@ export interface FeedAccess {
   remoteDisabled: boolean;
 }
 
-/** The relationship question of one status, asked for many viewers at once. */
-export interface RelationshipQuery {
-  viewerIds: readonly string[];
+/** The accounts of one status that the relationship rules look at. */
+export interface StatusRelations {
   authorId: string;
   /** The author and the mentioned accounts. */
   targetIds: readonly string[];
   /** The author's domain when remote, else null. */
   domain: string | null;
+}
+
+/** The relationship question of several statuses, asked for many viewers at once. */
+export interface RelationshipQuery {
+  viewerIds: readonly string[];
+  statuses: readonly StatusRelations[];
 }
 
 /** One keyword-filter row with the account it belongs to. */
@@ -49,9 +54,10 @@ export interface FilterDatabase {
   /**
    * Viewers who block the author or a mentioned account, whom the author
    * blocks, who mute the author or a mentioned account, or who block the
-   * author's domain (docs/protocol.md §8.4), in one query for all viewers.
+   * author's domain (docs/protocol.md §8.4), per status (in the order of
+   * `query.statuses`), in one query for all viewers and statuses.
    */
-  excludedViewers(query: RelationshipQuery): Promise<string[]>;
+  excludedViewers(query: RelationshipQuery): Promise<string[][]>;
   /** The unexpired keyword filters of these accounts (docs/protocol.md §8.5), in one query. */
   filterRows(accountIds: readonly string[]): Promise<AccountFilterRow[]>;
 }
@@ -86,19 +92,21 @@ const SETTINGS_SQL = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
 const DISABLED = "--- disabled\n";
 
 /**
- * Viewers (of $1) who must not see a status by $3 mentioning $2 (author
- * included) from domain $4: they block or mute the author or a mentioned
- * account, the author blocks them, or they block the domain. One index-driven
- * branch per rule; a viewer may come back more than once (the caller dedupes).
+ * Relationships between viewers ($1) and the accounts of several statuses:
+ * viewers who block or mute a target ($2, authors and mentions; kind `t`),
+ * whom an author ($3) blocks (`a`), who block a domain ($4, `d`). Each row
+ * names the account or domain it is keyed by, so one query serves any number
+ * of statuses and the caller assembles each status's set. One index-driven
+ * branch per rule; rows may repeat (the caller dedupes).
  */
-const EXCLUDED_SQL = `SELECT account_id::text AS id FROM blocks
+const EXCLUDED_SQL = `SELECT 't' AS kind, target_account_id::text AS key, account_id::text AS id
+  FROM blocks WHERE target_account_id = ANY($2::bigint[]) AND account_id = ANY($1::bigint[])
+UNION ALL SELECT 'a', account_id::text, target_account_id::text FROM blocks
+  WHERE account_id = ANY($3::bigint[]) AND target_account_id = ANY($1::bigint[])
+UNION ALL SELECT 't', target_account_id::text, account_id::text FROM mutes
   WHERE target_account_id = ANY($2::bigint[]) AND account_id = ANY($1::bigint[])
-UNION ALL SELECT target_account_id::text FROM blocks
-  WHERE account_id = $3::bigint AND target_account_id = ANY($1::bigint[])
-UNION ALL SELECT account_id::text FROM mutes
-  WHERE target_account_id = ANY($2::bigint[]) AND account_id = ANY($1::bigint[])
-UNION ALL SELECT account_id::text FROM account_domain_blocks
-  WHERE $4::text IS NOT NULL AND domain = $4::text AND account_id = ANY($1::bigint[])`;
+UNION ALL SELECT 'd', domain, account_id::text FROM account_domain_blocks
+  WHERE domain = ANY($4::text[]) AND account_id = ANY($1::bigint[])`;
 
 const FILTERS_SQL = `SELECT filter.account_id::text AS account_id, filter.id::text AS id,
   filter.phrase AS title, filter.context AS context, filter.expires_at AS expires_at,
@@ -194,13 +202,34 @@ export class PgDatabase implements Database {
     return { localDisabled: value(local) === DISABLED, remoteDisabled: value(remote) === DISABLED };
   }
 
-  async excludedViewers(query: RelationshipQuery): Promise<string[]> {
-    const { rows } = await this.#explained(this.pool.query<{ id: string }>({
-      name: "sluice_excluded_viewers", // prepared once per connection
-      text: EXCLUDED_SQL,
-      values: [query.viewerIds, query.targetIds, query.authorId, query.domain],
-    }));
-    return [...new Set(rows.map((r) => r.id))];
+  async excludedViewers(query: RelationshipQuery): Promise<string[][]> {
+    const { statuses } = query;
+    const unique = (values: Iterable<string>) => [...new Set(values)];
+    const domains = statuses.flatMap((s) => s.domain === null ? [] : [s.domain]);
+    const { rows } = await this.#explained(
+      this.pool.query<{ kind: string; key: string; id: string }>({
+        name: "sluice_excluded_viewers", // prepared once per connection
+        text: EXCLUDED_SQL,
+        values: [
+          query.viewerIds,
+          unique(statuses.flatMap((s) => s.targetIds)),
+          unique(statuses.map((s) => s.authorId)),
+          unique(domains),
+        ],
+      }),
+    );
+    const by = new Map<string, string[]>();
+    for (const { kind, key, id } of rows) {
+      const k = `${kind}:${key}`;
+      const ids = by.get(k);
+      if (ids === undefined) by.set(k, [id]);
+      else ids.push(id);
+    }
+    return statuses.map((s) => {
+      const keys = [...s.targetIds.map((t) => `t:${t}`), `a:${s.authorId}`];
+      if (s.domain !== null) keys.push(`d:${s.domain}`);
+      return unique(keys.flatMap((k) => by.get(k) ?? []));
+    });
   }
 
   async filterRows(accountIds: readonly string[]): Promise<AccountFilterRow[]> {

@@ -1,8 +1,9 @@
 /**
  * Per-viewer filtering of `update` / `status.update` on public and hashtag
- * streams (docs/protocol.md §8), shared by SSE and WebSocket. For each event the facts
- * that need PostgreSQL are fetched once for every viewer of the channel
- * ({@link EventFilter.prepare}); the decision per viewer is the pure
+ * streams (docs/protocol.md §8), shared by SSE and WebSocket. The facts that
+ * need PostgreSQL are fetched once for every viewer of the channel, for one
+ * event or a batch of queued ones in a single query
+ * ({@link EventFilter.prepareMany}); the decision per viewer is the pure
  * {@link decide}. filter.ts never touches a socket.
  *
  * @module
@@ -93,6 +94,11 @@ export class EventFacts {
   }
 }
 
+/** The facts of an event whose database facts could not be had: filtered viewers miss it. */
+export function unavailableFacts(event: StreamEvent): EventFacts {
+  return new EventFacts(event, statusFacts(event.payload) ?? INVALID, null, new Set());
+}
+
 const FILTERED_EVENTS = new Set(["update", "status.update"]);
 const NUMERIC = /^\d{1,19}$/;
 
@@ -144,7 +150,13 @@ export function decide(
   return facts.withFiltered(facts.filtered(viewer.filters.compiled ?? [], now));
 }
 
-/** Fetches the database facts of an event for all its viewers at once. */
+/** One event and the viewers it is filtered for. */
+export interface FactsRequest {
+  readonly event: StreamEvent;
+  readonly viewers: readonly FilterViewer[];
+}
+
+/** Fetches the database facts of events for all their viewers at once. */
 export class EventFilter {
   readonly #db: FilterDatabase;
   readonly #log: Logger;
@@ -162,36 +174,56 @@ export class EventFilter {
     return event.deliverable && FILTERED_EVENTS.has(event.event);
   }
 
-  /**
-   * One relationship query for every viewer that passes the pure checks, and
-   * one keyword-filter load for those whose cache is empty. Never throws:
-   * failures become facts that drop the event for the viewers concerned.
-   */
+  /** The facts of one event: {@link EventFilter.prepareMany} with one item. */
   async prepare(event: StreamEvent, viewers: readonly FilterViewer[]): Promise<EventFacts> {
-    const status = statusFacts(event.payload);
-    if (status === undefined) return new EventFacts(event, INVALID, null, new Set());
-    const candidates = viewers.filter((v) => precheck(status, v) === undefined);
-    const ids = [...new Set(candidates.map((v) => v.accountId))];
-    const uncached = status.hasFiltered ? [] : candidates.filter((v) => !v.filters.compiled);
-    const [excluded, filtersFailed] = await Promise.all([
-      this.#excluded(status, ids),
-      this.#loadFilters(uncached),
-    ]);
-    return new EventFacts(event, status, excluded, filtersFailed);
+    const [facts] = await this.prepareMany([{ event, viewers }]);
+    return facts;
   }
 
-  async #excluded(status: StatusFacts, ids: string[]): Promise<ReadonlySet<string> | null> {
-    if (ids.length === 0) return new Set();
+  /**
+   * The facts of several events, in their order: one relationship query for
+   * every viewer that passes the pure checks of any of them, and one
+   * keyword-filter load for those whose cache is empty. Never throws:
+   * failures become facts that drop the events for the viewers concerned.
+   */
+  async prepareMany(items: readonly FactsRequest[]): Promise<EventFacts[]> {
+    const statuses = items.map(({ event }) => statusFacts(event.payload));
+    const ids = new Set<string>();
+    const uncached = new Set<FilterViewer>();
+    const asked: StatusFacts[] = [];
+    items.forEach(({ viewers }, i) => {
+      const status = statuses[i];
+      if (status === undefined) return;
+      const candidates = viewers.filter((v) => precheck(status, v) === undefined);
+      if (candidates.length > 0) asked.push(status);
+      for (const v of candidates) {
+        ids.add(v.accountId);
+        if (!status.hasFiltered && !v.filters.compiled) uncached.add(v);
+      }
+    });
+    const [excluded, filtersFailed] = await Promise.all([
+      this.#excluded(asked, [...ids]),
+      this.#loadFilters([...uncached]),
+    ]);
+    return items.map(({ event }, i) => {
+      const status = statuses[i];
+      if (status === undefined) return new EventFacts(event, INVALID, null, new Set());
+      const set = excluded === null ? null : excluded.get(status) ?? new Set<string>();
+      return new EventFacts(event, status, set, filtersFailed);
+    });
+  }
+
+  /** The excluded viewers of each asked status, in one query; null when it failed. */
+  async #excluded(
+    statuses: StatusFacts[],
+    ids: string[],
+  ): Promise<Map<StatusFacts, ReadonlySet<string>> | null> {
+    if (statuses.length === 0) return new Map();
     this.#metrics.filterRoundTrips.inc();
     try {
-      const excluded = await this.#db.excludedViewers({
-        viewerIds: ids,
-        authorId: status.authorId,
-        targetIds: status.targetIds,
-        domain: status.domain,
-      });
+      const excluded = await this.#db.excludedViewers({ viewerIds: ids, statuses });
       this.#recovered();
-      return new Set(excluded);
+      return new Map(statuses.map((status, i) => [status, new Set(excluded[i])]));
     } catch (err) {
       this.#failed(err);
       return null;

@@ -5,17 +5,25 @@
  * `subscribed:` key alive. Each Redis message is parsed once and the same
  * immutable event is handed, in Redis order, to every listener. Events that
  * are filtered per viewer wait for their facts (fetched once for all viewers);
- * later events of that channel queue behind them so order is kept. Facts of
- * up to {@link FACTS_IN_FLIGHT} queued events are fetched at once, so the
- * channel's throughput is not one database round trip time per event; a
- * channel whose backlog passes {@link MAX_BACKLOG} drops new events (counted,
- * logged) instead of growing without bound.
+ * later events of that channel queue behind them so order is kept. The facts
+ * of queued events are fetched in batches, one query for up to
+ * {@link MAX_BATCH} events, with at most {@link BATCHES_IN_FLIGHT} batches per
+ * channel in the database: while one batch is out, the events arriving
+ * meanwhile gather into the next, so a slower database means larger batches
+ * rather than a lower rate, and one channel never holds more than a few pool
+ * connections. A channel whose backlog passes {@link MAX_BACKLOG} drops new
+ * events (counted, logged) instead of growing without bound.
  * hub.ts never talks to PostgreSQL and never waits for a client.
  *
  * @module
  */
 import { MalformedMessageError, parseEvent, type StreamEvent } from "./event.ts";
-import type { EventFacts, EventFilter, FilterViewer } from "./filter.ts";
+import {
+  type EventFacts,
+  type EventFilter,
+  type FilterViewer,
+  unavailableFacts,
+} from "./filter.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -46,17 +54,19 @@ export interface ChannelKeys {
 }
 
 /** What the hub needs from per-viewer filtering (an {@link EventFilter}). */
-export type FactsSource = Pick<EventFilter, "applies" | "prepare">;
+export type FactsSource = Pick<EventFilter, "applies" | "prepareMany">;
 
-/** Queued events whose filtering facts are fetched concurrently, per channel. */
-export const FACTS_IN_FLIGHT = 8;
+/** Queued events whose filtering facts one query fetches at most. */
+export const MAX_BATCH = 128;
+/** Fact queries of one channel in the database at once (a small share of `DB_POOL`). */
+export const BATCHES_IN_FLIGHT = 2;
 /** Queued events per channel beyond which new events are dropped. */
 export const MAX_BACKLOG = 5_000;
 
 interface Queued {
   readonly event: StreamEvent;
   readonly listeners: Listener[];
-  /** Started once the event is within the first FACTS_IN_FLIGHT of the queue. */
+  /** Started when a batch takes the event (events are taken in queue order). */
   facts?: Promise<EventFacts | undefined>;
 }
 
@@ -68,6 +78,10 @@ interface ChannelState {
   filtered: number;
   /** Events waiting for their filtering facts, or behind one that is; in Redis order. */
   readonly queue: Queued[];
+  /** How many events at the head of the queue have their facts started. */
+  started: number;
+  /** Fact queries of this channel in flight. */
+  batches: number;
   draining: boolean;
 }
 
@@ -103,7 +117,15 @@ export class Hub {
   attach(channel: string, listener: Listener, stream: boolean): void {
     let state = this.#channels.get(channel);
     if (state === undefined) {
-      state = { listeners: new Set(), streams: 0, filtered: 0, queue: [], draining: false };
+      state = {
+        listeners: new Set(),
+        streams: 0,
+        filtered: 0,
+        queue: [],
+        started: 0,
+        batches: 0,
+        draining: false,
+      };
       this.#channels.set(channel, state);
       this.#subscriber.subscribe(channel);
     }
@@ -172,9 +194,9 @@ export class Hub {
   }
 
   /**
-   * Delivers a channel's queued events in order, fetching filtering facts for
-   * each that needs them (one round trip for all its viewers). Listeners that
-   * left meanwhile are skipped; ones that arrived later never see older events.
+   * Delivers a channel's queued events in order, waiting for the filtering
+   * facts of each that needs them. Listeners that left meanwhile are skipped;
+   * ones that arrived later never see older events.
    */
   async #drain(channel: string, state: ChannelState): Promise<void> {
     state.draining = true;
@@ -184,6 +206,7 @@ export class Hub {
         const { event, listeners, facts } = state.queue[0];
         const known = await facts;
         state.queue.shift();
+        state.started--;
         for (const listener of listeners) {
           if (state.listeners.has(listener)) this.#deliver(listener, event, channel, known);
         }
@@ -193,21 +216,48 @@ export class Hub {
     }
   }
 
-  /** Starts fetching facts for the first FACTS_IN_FLIGHT queued events. */
+  /**
+   * Starts fact queries for the queued events not yet taken, oldest first,
+   * while the channel has fewer than BATCHES_IN_FLIGHT in the database. Events
+   * that need no facts are settled on the spot and take no room in a batch.
+   */
   #fetchAhead(state: ChannelState): void {
-    const end = Math.min(state.queue.length, FACTS_IN_FLIGHT);
-    for (let i = 0; i < end; i++) {
-      const queued = state.queue[i];
-      if (queued.facts === undefined) queued.facts = this.#facts(queued);
+    while (state.started < state.queue.length && state.batches < BATCHES_IN_FLIGHT) {
+      const batch: Array<{ queued: Queued; viewers: FilterViewer[] }> = [];
+      for (; state.started < state.queue.length && batch.length < MAX_BATCH; state.started++) {
+        const queued = state.queue[state.started];
+        const viewers = this.#viewers(state, queued);
+        if (viewers.length === 0) queued.facts = Promise.resolve(undefined);
+        else batch.push({ queued, viewers });
+      }
+      if (batch.length > 0) this.#fetch(state, batch);
     }
   }
 
-  /** One round trip for all viewers of a filtered event; undefined when nothing is filtered. */
-  #facts({ event, listeners }: Queued): Promise<EventFacts | undefined> {
-    if (!this.#filter?.applies(event)) return Promise.resolve(undefined);
-    const viewers = listeners.flatMap((l) => l.viewer ? [l.viewer] : []);
-    if (viewers.length === 0) return Promise.resolve(undefined);
-    return this.#filter.prepare(event, viewers);
+  /** One query for the facts of a batch; the next batch may start once it is back. */
+  #fetch(state: ChannelState, batch: Array<{ queued: Queued; viewers: FilterViewer[] }>): void {
+    state.batches++;
+    const all = this.#filter!.prepareMany(batch.map(({ queued, viewers }) => ({
+      event: queued.event,
+      viewers,
+    }))).catch((err) => {
+      this.#log.error("Filtering facts failed; the events are not delivered to filtered viewers", {
+        err: err as Error,
+      });
+      return batch.map(({ queued }) => unavailableFacts(queued.event));
+    }).finally(() => {
+      state.batches--;
+      this.#fetchAhead(state);
+    });
+    batch.forEach(({ queued }, i) => {
+      queued.facts = all.then((facts) => facts[i]);
+    });
+  }
+
+  /** The viewers still attached of a queued event that is filtered at all; none when it is not. */
+  #viewers(state: ChannelState, { event, listeners }: Queued): FilterViewer[] {
+    if (!this.#filter?.applies(event)) return [];
+    return listeners.flatMap((l) => l.viewer && state.listeners.has(l) ? [l.viewer] : []);
   }
 
   /** Drops an event that found its channel's backlog full; counted per listener, logged once a second. */

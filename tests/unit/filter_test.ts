@@ -171,10 +171,17 @@ class FakeDb implements FilterDatabase {
   loads: string[][] = [];
   fail = false;
   constructor(readonly excluded: string[], readonly rows: AccountFilterRow[] = []) {}
-  excludedViewers(query: RelationshipQuery): Promise<string[]> {
+  excludedViewers(query: RelationshipQuery): Promise<string[][]> {
     this.queries.push(query);
     if (this.fail) return Promise.reject(new Error("down"));
-    return Promise.resolve(this.excluded.filter((id) => query.viewerIds.includes(id)));
+    // A viewer in `excluded` is excluded from the statuses that mention or are by "7" or "2".
+    return Promise.resolve(
+      query.statuses.map((s) =>
+        s.targetIds.some((t) => t === "2" || t === "7")
+          ? this.excluded.filter((id) => query.viewerIds.includes(id))
+          : []
+      ),
+    );
   }
   filterRows(ids: readonly string[]): Promise<AccountFilterRow[]> {
     this.loads.push([...ids]);
@@ -190,12 +197,9 @@ Deno.test("prepare asks once for every viewer that passes the pure checks", asyn
   viewers.push(viewer("9", { chosenLanguages: ["fr"] }));
   const result = await filter.prepare(status({ mentions: [{ id: "7" }] }), viewers);
   assert.equal(db.queries.length, 1);
-  assert.deepEqual(db.queries[0], {
-    viewerIds: ["1", "2", "3"],
-    authorId: "2",
-    targetIds: ["2", "7"],
-    domain: null,
-  });
+  assert.deepEqual(db.queries[0].viewerIds, ["1", "2", "3"]);
+  const [asked] = db.queries[0].statuses;
+  assert.deepEqual([asked.authorId, asked.targetIds, asked.domain], ["2", ["2", "7"], null]);
   assert.deepEqual([...result.excluded!], ["3"]);
   assert.equal(metrics.filterRoundTrips.get(), 1);
 });
@@ -256,4 +260,38 @@ Deno.test("events prepared concurrently share one keyword-filter load per viewer
   assert.deepEqual(db.loads, [["1"], ["2"]]);
   assert.deepEqual(a.filters.compiled, []);
   assert.equal(a.filters.loading, undefined, "nothing left in flight");
+});
+
+Deno.test("prepareMany fetches the facts of several events in one query, each its own", async () => {
+  const db = new FakeDb(["3"]);
+  const metrics = new Metrics();
+  const filter = new EventFilter({ db, log: silentLogger, metrics });
+  const viewers = [viewer("1"), viewer("3")];
+  const frank = { id: "6", username: "frank", acct: "frank@x.example" };
+  const [byBob, byFrank, invalid] = await filter.prepareMany([
+    { event: status(), viewers },
+    { event: status({ account: frank }), viewers },
+    { event: status({ account: null }), viewers },
+  ]);
+  assert.equal(db.queries.length, 1);
+  assert.equal(metrics.filterRoundTrips.get(), 1);
+  assert.deepEqual(db.queries[0].viewerIds, ["1", "3"]);
+  assert.deepEqual(db.queries[0].statuses.map((s) => s.authorId), ["2", "6"]);
+  assert.deepEqual([...byBob.excluded!], ["3"]);
+  assert.deepEqual([...byFrank.excluded!], []);
+  assert.equal(decide(invalid, viewers[0], 0), "invalid_status");
+});
+
+Deno.test("prepareMany turns a failed query into a database_error for every event", async () => {
+  const db = new FakeDb([]);
+  db.fail = true;
+  const filter = new EventFilter({ db, log: silentLogger, metrics: new Metrics() });
+  const facts = await filter.prepareMany([
+    { event: status(), viewers: [viewer("1")] },
+    { event: status(), viewers: [viewer("2")] },
+  ]);
+  assert.deepEqual(facts.map((f) => decide(f, viewer("1"), 0)), [
+    "database_error",
+    "database_error",
+  ]);
 });
