@@ -1,6 +1,9 @@
 /**
- * The only module that imports third-party code. Everything else imports
- * what it needs from here, so the dependency surface stays visible.
+ * The only module that imports third-party code for Sluice. Everything else
+ * imports what it needs from here, so the dependency surface stays visible.
+ * The one other importer is `bench/redis_clients/deps.ts`, for the two Redis
+ * clients the benchmark compares, kept out of main.ts's module graph so the
+ * server, its compiled binary and its offline cache never carry them.
  *
  * @module
  */
@@ -9,11 +12,3 @@ export { default as pg } from "pg";
 export type { Pool, PoolClient, PoolConfig, QueryResult } from "pg";
 export { parseFragment } from "parse5";
 export type { DefaultTreeAdapterMap } from "parse5";
-
-// Benchmark only: bench/redis_clients.ts compares Sluice's subscriber with
-// these two. Loaded on demand, so a process pulls in (and grants permissions
-// to) only the one it runs; nothing under src/ or main.ts may use them.
-/** ioredis (what Mastodon's streaming server uses), loaded on first call. */
-export const loadIORedis = async () => (await import("ioredis")).Redis;
-/** node-redis (`redis` on npm), loaded on first call. */
-export const loadNodeRedis = async () => (await import("redis")).createClient;

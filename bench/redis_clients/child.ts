@@ -55,7 +55,7 @@ async function subscribe(
     await subscriber.ready();
     return () => subscriber.close();
   }
-  const { loadIORedis, loadNodeRedis } = await import("../../deps.ts");
+  const { loadIORedis, loadNodeRedis } = await import("./deps.ts");
   if (client === "ioredis") {
     const IORedis = await loadIORedis();
     const redis = new IORedis({ host: "127.0.0.1", port });
