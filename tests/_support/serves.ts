@@ -109,6 +109,8 @@ export async function assertProgramServes(
   const sluice = spawnMain({ ...serviceEnv(services), ...env, PORT: String(port) }, { program });
   await stopping(sluice, async () => {
     await sluice.listening();
+    // Listening comes before Redis is connected: readiness is only promised after that.
+    await sluice.logs.find((r) => r.msg === "Redis subscriber connected", "Redis connected");
     await assertServesStreams(services, port);
   });
 }
