@@ -46,10 +46,12 @@ const POLL_MS = 20;
 
 /** Spawns `redis-server` and resolves once it answers PING. */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = freePort();
+  let port = freePort();
   const sentinelDir = options.sentinel ? await Deno.makeTempDir({ prefix: "sentinel" }) : undefined;
-  const args = [...listenArgs(port, options.tls), "--bind", "127.0.0.1"]
-    .concat(["--save", "", "--appendonly", "no"], options.args ?? []);
+  const argsFor = (port: number) =>
+    [...listenArgs(port, options.tls), "--bind", "127.0.0.1"]
+      .concat(["--save", "", "--appendonly", "no"], options.args ?? []);
+  let args = argsFor(port);
   const caCerts = options.tls ? [await Deno.readTextFile(options.tls.caFile)] : undefined;
   if (options.sentinel && sentinelDir) {
     const { master, masterPort } = options.sentinel;
@@ -57,7 +59,19 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     await Deno.writeTextFile(file, `sentinel monitor ${master} 127.0.0.1 ${masterPort} 1\n`);
     args.unshift(file, "--sentinel");
   }
-  let running: Running | undefined = await spawn(args, port, caCerts);
+  let running: Running | undefined;
+  for (let attempt = 1; running === undefined; attempt++) {
+    try {
+      running = await spawn(args, port, caCerts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 5) throw err;
+      port = freePort();
+      args = argsFor(port);
+      if (options.sentinel && sentinelDir) {
+        args.unshift(`${sentinelDir}/sentinel.conf`, "--sentinel");
+      }
+    }
+  }
   const halt = async () => {
     const current = running;
     running = undefined;
@@ -82,6 +96,12 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 
 interface Running {
   stop(): Promise<void>;
+}
+
+/** The `--requirepass` value among redis-server arguments, if any. */
+function passwordOf(args: readonly string[]): string | undefined {
+  const at = args.indexOf("--requirepass");
+  return at >= 0 ? args[at + 1] : undefined;
 }
 
 /** `--port`, or TLS only: no plain port, the TLS port and the certificate files. */
@@ -121,9 +141,10 @@ async function spawn(args: string[], port: number, caCerts?: string[]): Promise<
     await stderr;
   };
   try {
-    await waitForPong(port, child.status, caCerts);
+    await waitForPong(port, child, caCerts, passwordOf(args));
   } catch (err) {
     await stop();
+    if (err instanceof PortTaken) throw err;
     const output = (await stderr).trim();
     throw new Error(`${(err as Error).message}${output ? `: ${output}` : ""}`);
   }
@@ -133,37 +154,67 @@ async function spawn(args: string[], port: number, caCerts?: string[]): Promise<
 /** Polls until the port answers PING (PONG, or NOAUTH when a password is required). */
 async function waitForPong(
   port: number,
-  exited: Promise<Deno.CommandStatus>,
+  child: Deno.ChildProcess,
   caCerts: string[] | undefined,
+  password: string | undefined,
 ): Promise<void> {
   let exitCode: number | undefined;
-  exited.then((status) => exitCode = status.code);
+  child.status.then((status) => exitCode = status.code);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (exitCode !== undefined) throw new Error(`redis-server exited with code ${exitCode}`);
-    if (await answersPing(port, caCerts)) return;
+    const owner = await ownerOf(port, caCerts, password);
+    if (exitCode !== undefined) {
+      if (owner !== undefined) throw new PortTaken(port); // it could not bind: someone else did
+      throw new Error(`redis-server exited with code ${exitCode}`);
+    }
+    if (owner === child.pid || owner === 0) return;
+    // Another process took the port between freePort() and our bind (a test suite running
+    // beside this one): ours cannot listen there.
+    if (owner !== undefined) throw new PortTaken(port);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   throw new Error(`redis-server did not answer on port ${port} within ${START_TIMEOUT_MS} ms`);
 }
 
-/** PING over TCP, or over TLS trusting `caCerts` when given. */
-async function answersPing(port: number, caCerts: string[] | undefined): Promise<boolean> {
+/** The port freePort() gave was taken by another process before redis-server bound it. */
+class PortTaken extends Error {
+  constructor(port: number) {
+    super(`port ${port} was taken by another process`);
+  }
+}
+
+/**
+ * Asks the server on `port` for its process id (`INFO server`, after AUTH when
+ * `password` is given), over TCP or over TLS trusting `caCerts`: undefined
+ * while nothing answers, 0 when it answers but will not say (NOAUTH).
+ */
+async function ownerOf(
+  port: number,
+  caCerts: string[] | undefined,
+  password: string | undefined,
+): Promise<number | undefined> {
   let conn: Deno.Conn;
   try {
     const address = { hostname: "127.0.0.1", port };
     conn = caCerts ? await Deno.connectTls({ ...address, caCerts }) : await Deno.connect(address);
   } catch {
-    return false;
+    return undefined;
   }
   try {
-    await conn.write(new TextEncoder().encode("PING\r\n"));
-    const buffer = new Uint8Array(64);
-    const n = await conn.read(buffer);
-    const reply = new TextDecoder().decode(buffer.subarray(0, n ?? 0));
-    return reply.startsWith("+PONG") || reply.startsWith("-NOAUTH");
+    const auth = password === undefined ? "" : `AUTH ${password}\r\n`;
+    await conn.write(new TextEncoder().encode(`${auth}INFO server\r\n`));
+    const buffer = new Uint8Array(16_384);
+    let text = "";
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+      const pid = /\r\nprocess_id:(\d+)\r\n/.exec(text);
+      if (pid) return Number(pid[1]);
+      if (text.startsWith("-NOAUTH") || text.includes("\r\n-NOAUTH")) return 0;
+      if (text.length > 60_000) break;
+    }
+    return undefined;
   } catch {
-    return false;
+    return undefined;
   } finally {
     conn.close();
   }
