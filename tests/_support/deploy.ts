@@ -9,7 +9,8 @@
  * @module
  */
 import { Waiters } from "./clients.ts";
-import { LogLines, type LogRecord } from "./log_lines.ts";
+import type { LogLines, LogRecord } from "./log_lines.ts";
+import { spawnFollowed } from "./main_process.ts";
 import { type PostgresServer, startPostgresServer } from "../../scripts/postgres_server.ts";
 import { type RedisServer, startRedisServer } from "../../scripts/redis_server.ts";
 import { parseRedisUrl } from "../../src/config.ts";
@@ -190,23 +191,13 @@ const SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 /** Runs the command with exactly its Environment= (and systemd's PATH) in its WorkingDirectory=, as systemd would. */
 export function spawnUnit(unit: UnitCommand): UnitProcess {
   const [program, ...args] = unit.argv;
-  const child = new Deno.Command(program, {
+  const { child, logs, exited: done } = spawnFollowed(program, {
     args,
     cwd: unit.workingDirectory,
     env: { PATH: SYSTEMD_PATH, ...unit.env },
     clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const logs = new LogLines();
-  const stdout = logs.follow(child.stdout);
-  const stderr = new Response(child.stderr).text();
-  const exited = (async () => {
-    const { code } = await child.status;
-    await stdout;
-    return { code, stderr: await stderr };
-  })();
+  });
+  const exited = done();
   return {
     child,
     logs,
