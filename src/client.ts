@@ -47,7 +47,7 @@ export class Subscription implements Listener {
       this.client.transmit(event, this.stream.label);
       return;
     }
-    const outcome = decide(facts, this.viewer, Date.now());
+    const outcome = decide(facts, this.viewer, facts.now);
     if (typeof outcome === "string") {
       this.client.context.metrics.filterDrops.inc({ reason: outcome });
     } else this.client.transmit(outcome, this.stream.label);

@@ -66,6 +66,7 @@ export interface StatusFacts {
 /** Facts shared by every viewer of one event. */
 export class EventFacts {
   #text?: string;
+  #now?: number;
   /** Keyword searches of the text, shared by viewers with the same keywords. */
   readonly #matches: MatchMemo = new Map();
 
@@ -77,6 +78,11 @@ export class EventFacts {
     /** Accounts whose keyword filters could not be loaded. */
     readonly filtersFailed: ReadonlySet<string>,
   ) {}
+
+  /** When the event's viewers are decided (filter expiry): read once for all of them. */
+  get now(): number {
+    return this.#now ??= Date.now();
+  }
 
   /** The searchable text, computed at most once per event. */
   text(): string {
