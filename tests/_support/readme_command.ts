@@ -42,7 +42,16 @@ export async function runReadmeCommand(
   cwd: string,
   extraArgs: string[] = [],
 ): Promise<FollowedProcess> {
-  const { env, argv } = splitCommand(await readmeCommandLine());
+  return runCommandLine(await readmeCommandLine(), cwd, extraArgs);
+}
+
+/** Runs a README command `line` as {@link runReadmeCommand} runs the start command. */
+export function runCommandLine(
+  line: string,
+  cwd: string,
+  extraArgs: string[] = [],
+): FollowedProcess {
+  const { env, argv } = splitCommand(line);
   const inherited = Object.fromEntries(
     ["PATH", "HOME", "DENO_DIR"].flatMap((name) => {
       const value = Deno.env.get(name);

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
 import { assertProgramServes } from "../_support/serves.ts";
 import { serviceEnv, startServices } from "../_support/stack.ts";
+import { runCommandLine, runReadmeCommand } from "../_support/readme_command.ts";
 import { freePort } from "../../scripts/free_port.ts";
 import { compileCommand, serverCommand } from "../../scripts/start.ts";
 import { parseConfig } from "../../src/config.ts";
@@ -141,4 +142,33 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("The README's compile command, with --print-command, builds with the start command's flags", async () => {
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const section = readme.slice(readme.indexOf("### Standalone executable"));
+  const line = /`(NODE_ENV=production deno task --config \/opt\/sluice\/deno\.json compile)`/
+    .exec(section)?.[1];
+  assert.ok(line, "the Standalone executable section shows the compile command");
+  const dir = await Deno.makeTempDir({ prefix: "sluice-compile-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/.env.production`,
+      `PORT=4000\nDB_HOST=${dir}/postgresql\nREDIS_URL=unix://${dir}/redis.sock\n`,
+    );
+    const printed = async (run: ReturnType<typeof runCommandLine>) => {
+      const { code, stderr } = await run.exited();
+      assert.equal(code, 0, stderr);
+      return run.logs.other.join(" ").trim().split(/\s+/);
+    };
+    const compile = await printed(runCommandLine(line, dir, ["--print-command"]));
+    const start = await printed(await runReadmeCommand(dir, ["--print-command"]));
+    assert.equal(compile[1], "compile");
+    assert.ok(compile.includes(`--output=${ROOT}dist/sluice`), compile.join(" "));
+    const flags = (words: string[]) => words.filter((word) => word.startsWith("--allow-"));
+    assert.deepEqual(flags(compile), flags(start));
+    assert.ok(flags(compile).some((flag) => flag.includes(`unix:${dir}/redis.sock`)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
