@@ -37,6 +37,8 @@ import {
 import { createHandler } from "./src/router.ts";
 import { prepareListen, type RunningServer, startServer } from "./src/server.ts";
 import { readinessDetail } from "./src/tls.ts";
+import { instanceMetrics, instanceReady, type WorkerLink } from "./src/_instance_view.ts";
+import { availableCpus, planWorkers, reusePortAvailable, Supervisor } from "./src/workers.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** A running Sluice. */
@@ -45,6 +47,8 @@ export interface Sluice {
   readonly hub: Hub;
   readonly metrics: Metrics;
   readonly subscriber: RedisSubscriber;
+  /** Rejects with the reason when this Sluice cannot serve: Redis down or PostgreSQL not answering. */
+  ready(): Promise<void>;
   /** Ordered shutdown: streams, server, Redis, PostgreSQL. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -60,8 +64,21 @@ export interface Timings {
   wsCloseGraceMs?: number;
 }
 
+/** How a Sluice runs as one worker of several (`src/worker.ts`). */
+export interface AsWorker {
+  /** The line to the supervisor: /metrics and readiness then answer for the whole instance. */
+  link?: WorkerLink;
+  /** Share the address with the other workers (`SO_REUSEPORT`). */
+  reusePort?: boolean;
+}
+
 /** Starts every part of Sluice for a parsed configuration. */
-export function start(config: Readonly<Config>, log: Logger, timings: Timings = {}): Sluice {
+export function start(
+  config: Readonly<Config>,
+  log: Logger,
+  timings: Timings = {},
+  asWorker: AsWorker = {},
+): Sluice {
   const metrics = new Metrics({ log: log.child({ module: "metrics" }) });
   const db = new PgDatabase({ config: config.postgres, log: log.child({ module: "db" }), metrics });
   const namespace = config.redisNamespace;
@@ -102,20 +119,22 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     wsIdleTimeoutSeconds: timings.wsIdleTimeoutSeconds,
     wsCloseGraceMs: timings.wsCloseGraceMs,
   });
+  const ready = async () => {
+    const redisDown = `Redis is not connected${readinessDetail(subscriber.failure)}`;
+    if (!subscriber.connected) throw new Error(redisDown);
+    await db.ping().catch((err) =>
+      Promise.reject(new Error(`PostgreSQL is not answering${readinessDetail(err)}`))
+    );
+  };
+  const { link } = asWorker;
   const handler = createHandler({
     auth: new Authenticator({ db }),
     access,
     clients,
-    metrics,
+    metrics: link ? instanceMetrics(link, metrics) : metrics,
     log, // request records in pino-http's shape, without a module field
     trustProxy: compileTrust(config.trustedProxyIp),
-    ready: async () => {
-      const redisDown = `Redis is not connected${readinessDetail(subscriber.failure)}`;
-      if (!subscriber.connected) throw new Error(redisDown);
-      await db.ping().catch((err) =>
-        Promise.reject(new Error(`PostgreSQL is not answering${readinessDetail(err)}`))
-      );
-    },
+    ready: link ? instanceReady(link) : ready,
   });
   const server = startServer({
     listen: config.listen,
@@ -123,6 +142,8 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
     log,
     goAway: () => clients.goAway(),
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    reusePort: asWorker.reusePort,
+    announce: link === undefined, // the supervisor announces the instance
   });
 
   let closing: Promise<void> | undefined;
@@ -135,7 +156,7 @@ export function start(config: Readonly<Config>, log: Logger, timings: Timings = 
       await client.close();
       await db.close();
     })();
-  return { server, hub, metrics, subscriber, close, [Symbol.asyncDispose]: close };
+  return { server, hub, metrics, subscriber, ready, close, [Symbol.asyncDispose]: close };
 }
 
 /**
@@ -178,23 +199,52 @@ if (import.meta.main) {
     if (!(err instanceof ConfigError)) throw err;
     refuse(err.message);
   });
+  const plan = planWorkers({
+    requested: config.workers,
+    cpus: availableCpus(),
+    listen: config.listen,
+    pool: config.postgres.max,
+    reusePort: reusePortAvailable(),
+  });
+  for (const warning of plan.warnings) log.warn(warning);
+  if (config.listen.kind === "tcp") refuseIfTaken(config.listen);
+  const supervisor = new Supervisor({ config, plan, log: log.child({ module: "workers" }) });
   // Listeners first: a SIGTERM right after "listening" must still shut down gracefully.
-  const started = Promise.withResolvers<Sluice>();
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log.info("Shutting down");
-    await (await started.promise).close();
+    await supervisor.shutdown();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
   try {
-    started.resolve(start(config, log));
+    const address = await supervisor.start();
+    const url = config.listen.kind === "unix" ? `unix:${address}` : `http://${address}`;
+    log.info(`Streaming API now listening on ${url}`, {
+      workers: plan.count,
+      why: plan.reason,
+      db_pool: plan.pools,
+    });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) refuse((err as Error).message);
+    refuse(`Cannot listen on ${describeListen(config.listen)}: the address is in use`);
+  }
+}
+
+/**
+ * Workers share the port through SO_REUSEPORT, which another process using
+ * it (another Sluice) could share too: a plain bind first makes a taken port
+ * an error, as with one worker.
+ */
+function refuseIfTaken(listen: Extract<Listen, { kind: "tcp" }>): void {
+  try {
+    Deno.listen({ hostname: listen.hostname, port: listen.port }).close();
   } catch (err) {
     if (!(err instanceof Deno.errors.AddrInUse)) throw err;
-    refuse(`Cannot listen on ${describeListen(config.listen)}: the address is in use`);
+    refuse(`Cannot listen on ${describeListen(listen)}: the address is in use`);
   }
 }
 

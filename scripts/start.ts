@@ -28,6 +28,7 @@ import { permissionFlags, requiredPermissions } from "../src/permissions.ts";
 
 const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
 const DENO_JSON = decodeURIComponent(new URL("../deno.json", import.meta.url).pathname);
+const WORKER = decodeURIComponent(new URL("../src/worker.ts", import.meta.url).pathname);
 const PRINT = "--print-command";
 const COMPILE = "--compile";
 const OUTPUT = decodeURIComponent(new URL("../dist/sluice", import.meta.url).pathname);
@@ -41,6 +42,7 @@ export function serverCommand(
     options.deno,
     "run",
     "--no-prompt",
+    "--unstable-net", // SO_REUSEPORT: the workers share the address
     `--config=${DENO_JSON}`,
     ...flags,
     MAIN,
@@ -57,8 +59,10 @@ export function compileCommand(
     options.deno,
     "compile",
     "--no-prompt",
+    "--unstable-net",
     `--config=${DENO_JSON}`,
     ...flags,
+    `--include=${WORKER}`, // loaded by URL, not imported: the graph would leave it out
     `--output=${options.output ?? OUTPUT}`,
     MAIN,
   ];

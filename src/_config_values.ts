@@ -22,6 +22,7 @@ export const NON_NEGATIVE: Range = {
   what: "a non-negative integer",
 };
 export const POSITIVE: Range = { min: 1, max: Number.MAX_SAFE_INTEGER, what: "a positive integer" };
+export const WORKERS: Range = { min: 1, max: 256, what: '"auto" or an integer from 1 to 256' };
 export const TIMER: Range = { min: 1, max: 2 ** 31 - 1, what: "an integer from 1 to 2147483647" };
 
 /** The variable's value; undefined when unset or empty. */

@@ -12,7 +12,16 @@
  *
  * @module
  */
-import { deepFreeze, defined, integer, nonEmpty, PORT, POSITIVE, TIMER } from "./_config_values.ts";
+import {
+  deepFreeze,
+  defined,
+  integer,
+  nonEmpty,
+  PORT,
+  POSITIVE,
+  TIMER,
+  WORKERS,
+} from "./_config_values.ts";
 import { envFileName, environment, type Getter, type TextFileReader } from "./_env_file.ts";
 import { ConfigError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -47,6 +56,8 @@ export interface Config {
   clientQueueBytes: number;
   /** SLUICE_SHUTDOWN_TIMEOUT_MS: how long graceful shutdown may take. */
   shutdownTimeoutMs: number;
+  /** SLUICE_WORKERS: JavaScript threads serving clients, or "auto" (one per CPU the process may use). */
+  workers: number | "auto";
   /** Names of obsolete variables that were set (logged once, otherwise ignored). */
   ignoredVariables: string[];
   /** The env file consulted, existing or not (set by `loadConfig`). */
@@ -87,6 +98,7 @@ export const VARIABLES: readonly string[] = Object.freeze([
   "REDIS_NAMESPACE",
   "SLUICE_CLIENT_QUEUE_BYTES",
   "SLUICE_SHUTDOWN_TIMEOUT_MS",
+  "SLUICE_WORKERS",
   "STREAMING_CLUSTER_NUM",
   "LIMITED_FEDERATION_MODE",
   "WHITELIST_MODE",
@@ -130,6 +142,7 @@ export function parseConfig(get: Getter, options: ParseOptions = {}): Readonly<C
     redisNamespace: nonEmpty(get, "REDIS_NAMESPACE"),
     clientQueueBytes: integer(get, "SLUICE_CLIENT_QUEUE_BYTES", 1048576, POSITIVE),
     shutdownTimeoutMs: integer(get, "SLUICE_SHUTDOWN_TIMEOUT_MS", 10000, TIMER),
+    workers: workers(get),
     ignoredVariables: OBSOLETE.filter((name) => nonEmpty(get, name) !== undefined),
     files: files.length === 0 ? undefined : files,
   }));
@@ -150,6 +163,13 @@ function trustedProxyIp(get: Getter): string[] {
     throw err;
   }
   return entries;
+}
+
+/** SLUICE_WORKERS: "auto" (the default) or an integer from 1 to 256. */
+function workers(get: Getter): number | "auto" {
+  const raw = nonEmpty(get, "SLUICE_WORKERS")?.trim();
+  if (raw === undefined || raw.toLowerCase() === "auto") return "auto";
+  return integer(get, "SLUICE_WORKERS", 1, WORKERS);
 }
 
 function logLevel(get: Getter, nodeEnv: string): LogLevel {

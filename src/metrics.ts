@@ -72,10 +72,57 @@ export class Metric {
 
   /** Prometheus text for this metric. */
   render(): string {
-    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}\n`;
-    for (const [key, series] of this.#series) out += `${this.name}${key} ${series.value}\n`;
-    return out;
+    return renderValues(this.values());
   }
+
+  /** Its series as plain data, to be summed with other workers'. */
+  values(): MetricValues {
+    const series = [...this.#series].map(([key, { value }]): [string, number] => [key, value]);
+    return { name: this.name, type: this.type, help: this.help, series };
+  }
+}
+
+/** One metric's series as plain data (what a worker sends for a scrape). */
+export interface MetricValues {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  /** [label key as rendered (`{type="websocket"}` or ""), value] */
+  series: [string, number][];
+}
+
+/** One worker's numbers for a scrape. */
+export interface WorkerSnapshot {
+  /** The worker's number, from 1. */
+  worker: number;
+  metrics: MetricValues[];
+  /** Its JavaScript heap (`Deno.memoryUsage().heapTotal`). */
+  heapBytes: number;
+}
+
+/** Prometheus text of one metric. */
+function renderValues(metric: MetricValues): string {
+  let out = `# HELP ${metric.name} ${metric.help}\n# TYPE ${metric.name} ${metric.type}\n`;
+  for (const [key, value] of metric.series) out += `${metric.name}${key} ${value}\n`;
+  return out;
+}
+
+/** Every worker's metrics summed series by series, in the order first seen. */
+export function sumWorkers(snapshots: readonly WorkerSnapshot[]): MetricValues[] {
+  const total = new Map<string, MetricValues & { sums: Map<string, number> }>();
+  for (const { metrics } of snapshots) {
+    for (const metric of metrics) {
+      let sum = total.get(metric.name);
+      if (sum === undefined) {
+        sum = { ...metric, series: [], sums: new Map() };
+        total.set(metric.name, sum);
+      }
+      for (const [key, value] of metric.series) {
+        sum.sums.set(key, (sum.sums.get(key) ?? 0) + value);
+      }
+    }
+  }
+  return [...total.values()].map(({ sums, ...metric }) => ({ ...metric, series: [...sums] }));
 }
 
 const CHANNELS = METRICS_CHANNEL_LABELS;
@@ -103,8 +150,8 @@ const HELP: Readonly<Record<string, string>> = {
   sluice_redis_messages_without_payload_total:
     "Redis messages on stream channels that were not delivered because they have no payload",
   sluice_slow_client_disconnects_total: "Clients disconnected because their send queue overflowed",
-  sluice_redis_connected: "1 while the Redis subscriber connection is up",
-  sluice_redis_reconnects_total: "Times the Redis subscriber connection was re-established",
+  sluice_redis_connected: "Redis subscriber connections that are up (one per worker)",
+  sluice_redis_reconnects_total: "Times a Redis subscriber connection was re-established",
   sluice_db_round_trips_total: "PostgreSQL queries made, by purpose",
   sluice_filter_db_round_trips_total:
     "Relationship queries made for per-viewer filtering (one per filtered event at most)",
@@ -117,6 +164,9 @@ const HELP: Readonly<Record<string, string>> = {
     "Sum of seconds from Redis message arrival to hand-off to the client socket",
   sluice_delivery_latency_seconds_count:
     "Deliveries counted in sluice_delivery_latency_seconds_sum",
+  sluice_workers: "Worker threads serving clients and answering (SLUICE_WORKERS)",
+  sluice_worker_restarts_total: "Worker threads that died and were started again",
+  sluice_worker_connected_clients: "Clients connected to each worker thread",
 };
 
 /** A counter with its HELP text from {@link HELP}, its series primed at 0. */
@@ -128,6 +178,13 @@ function counter(name: string, prime?: Labels[]): Metric {
 function gauge(name: string, prime?: Labels[]): Metric {
   return new Metric(name, "gauge", HELP[name], prime);
 }
+
+/** The series only an instance of several workers has, rendered by {@link Metrics.renderInstance}. */
+export const WORKER_METRICS: readonly string[] = [
+  "sluice_workers",
+  "sluice_worker_restarts_total",
+  "sluice_worker_connected_clients",
+];
 
 /** One series per value of one label. */
 function each(label: string, values: readonly string[]): Labels[] {
@@ -180,10 +237,44 @@ export class Metrics {
     this.#process = options.process ?? new ProcessMetrics({ log: options.log });
   }
 
-  /** The Prometheus text exposition of every metric plus process statistics. */
-  async render(): Promise<string> {
+  /** This worker's numbers, for {@link renderInstance}. */
+  snapshot(worker = 1): WorkerSnapshot {
     this.beforeRender?.();
     const own = Object.values(this).filter((m): m is Metric => m instanceof Metric);
-    return own.map((m) => m.render()).join("") + await this.#process.render();
+    return { worker, metrics: own.map((m) => m.values()), heapBytes: Deno.memoryUsage().heapTotal };
+  }
+
+  /** The Prometheus text exposition of a one-worker instance: its metrics plus process statistics. */
+  render(): Promise<string> {
+    return this.renderInstance([this.snapshot()], { restarts: 0 });
+  }
+
+  /**
+   * The exposition of a whole instance from every running worker's
+   * snapshot: each series summed over the workers, the worker series
+   * (count, restarts, clients per worker) and the process series once, the
+   * heap summed over the workers' JavaScript heaps.
+   */
+  async renderInstance(
+    snapshots: readonly WorkerSnapshot[],
+    supervisor: { restarts: number },
+  ): Promise<string> {
+    const [workersName, restartsName, clientsName] = WORKER_METRICS;
+    const workers = gauge(workersName);
+    workers.set(snapshots.length);
+    const restarts = counter(restartsName);
+    restarts.set(supervisor.restarts);
+    const clients = gauge(clientsName, []);
+    for (const { worker, metrics } of snapshots) {
+      const connected = metrics.find((m) => m.name === this.connectedClients.name);
+      const sum = connected?.series.reduce((total, [, value]) => total + value, 0) ?? 0;
+      clients.set(sum, { worker: String(worker) });
+    }
+    const summed = [
+      ...sumWorkers(snapshots),
+      ...[workers, restarts, clients].map((m) => m.values()),
+    ];
+    const heapBytes = snapshots.reduce((total, s) => total + s.heapBytes, 0);
+    return summed.map(renderValues).join("") + await this.#process.render({ heapBytes });
   }
 }

@@ -31,6 +31,9 @@ export interface Permission {
   optional?: boolean;
 }
 
+/** The directory of main.ts: worker threads load Sluice's modules from it. */
+const SLUICE_ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
+
 const VARIABLES_REASON = "the variables Sluice's configuration reads";
 /** node-postgres falls back to libpq's variables for every empty setting, and throws without them. */
 const PG_VARIABLES = "PG*";
@@ -65,6 +68,7 @@ export function requiredPermissions(
       value: resolve(cwd, path),
       reason: "a certificate or key file the configuration names",
     })),
+    { kind: "read", value: SLUICE_ROOT, reason: "Sluice's modules, which its worker threads load" },
     ...variablePermissions(),
     { kind: "env", value: PG_VARIABLES, reason: PG_REASON },
     { kind: "sys", value: "hostname", reason: "the hostname field of log lines" },

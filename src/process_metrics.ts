@@ -51,14 +51,18 @@ export class ProcessMetrics {
     this.#allowed = options.allowed ?? toolsAllowed;
   }
 
-  /** Prometheus text of every process series; the descriptor ones only when they could be counted. */
-  async render(): Promise<string> {
+  /**
+   * Prometheus text of every process series; the descriptor ones only when
+   * they could be counted. `heapBytes`: the heap of every worker together
+   * (default: this thread's).
+   */
+  async render(options: { heapBytes?: number } = {}): Promise<string> {
     const cpu = process.cpuUsage();
     const memory = Deno.memoryUsage();
     const series: [keyof typeof HELP, "counter" | "gauge", number][] = [
       ["process_cpu_seconds_total", "counter", (cpu.user + cpu.system) / 1e6],
       ["process_resident_memory_bytes", "gauge", memory.rss],
-      ["process_heap_bytes", "gauge", memory.heapTotal],
+      ["process_heap_bytes", "gauge", options.heapBytes ?? memory.heapTotal],
       ["process_start_time_seconds", "gauge", Math.round(performance.timeOrigin) / 1000],
     ];
     const descriptors = await this.#descriptors();

@@ -38,13 +38,23 @@ export function startServer(options: {
   /** Ends every open stream (WebSockets with 1001) when shutdown starts. */
   goAway: () => void;
   shutdownTimeoutMs: number;
+  /** TCP: share the address with other listeners (SO_REUSEPORT; Deno's --unstable-net). */
+  reusePort?: boolean;
+  /** false: log the address at debug level only (a worker: the supervisor announces it). */
+  announce?: boolean;
 }): RunningServer {
   const { listen, log } = options;
   const onError = unhandledError(log);
   const server = listen.kind === "unix"
     ? Deno.serve({ path: listen.path, onListen: () => {}, onError }, options.handler)
     : Deno.serve(
-      { hostname: listen.hostname, port: listen.port, onListen: () => {}, onError },
+      {
+        hostname: listen.hostname,
+        port: listen.port,
+        onListen: () => {},
+        onError,
+        ...(options.reusePort ? { reusePort: true } : {}),
+      },
       options.handler,
     );
   const addr: Deno.Addr = server.addr;
@@ -52,9 +62,9 @@ export function startServer(options: {
     ? addr.path
     : `${(addr as Deno.NetAddr).hostname}:${(addr as Deno.NetAddr).port}`;
   if (listen.kind === "unix") allowEveryone(listen.path, log);
-  log.info(
-    `Streaming API now listening on ${listen.kind === "unix" ? "unix:" : "http://"}${address}`,
-  );
+  const url = `${listen.kind === "unix" ? "unix:" : "http://"}${address}`;
+  if (options.announce === false) log.debug(`Listening on ${url}`);
+  else log.info(`Streaming API now listening on ${url}`);
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>

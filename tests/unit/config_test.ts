@@ -35,6 +35,7 @@ const DEVELOPMENT: Config = {
   redis: { mode: "tcp", host: "127.0.0.1", port: 6379, tls: false, db: 0 },
   clientQueueBytes: 1048576,
   shutdownTimeoutMs: 10000,
+  workers: "auto",
   ignoredVariables: [],
 };
 
@@ -185,6 +186,9 @@ Deno.test("integer variables stop start-up naming the variable and the value", a
     ["SLUICE_CLIENT_QUEUE_BYTES", "1MB", "a positive integer"],
     ["SLUICE_SHUTDOWN_TIMEOUT_MS", "2147483648", "an integer from 1 to 2147483647"],
     ["SLUICE_SHUTDOWN_TIMEOUT_MS", "0", "an integer from 1 to 2147483647"],
+    ["SLUICE_WORKERS", "0", '"auto" or an integer from 1 to 256'],
+    ["SLUICE_WORKERS", "all", '"auto" or an integer from 1 to 256'],
+    ["SLUICE_WORKERS", "257", '"auto" or an integer from 1 to 256'],
   ];
   for (const [name, value, what] of table) {
     await t.step(`${name}=${value}`, () => {
@@ -654,6 +658,11 @@ Deno.test("REDIS_NAMESPACE, SLUICE_* and obsolete variables", async (t) => {
     });
     assert.equal(config.clientQueueBytes, 65536);
     assert.equal(config.shutdownTimeoutMs, 2500);
+  });
+  await t.step("SLUICE_WORKERS: auto (any case, the default) or a count", () => {
+    assert.equal(parse({}).workers, "auto");
+    assert.equal(parse({ SLUICE_WORKERS: "AUTO" }).workers, "auto");
+    assert.equal(parse({ SLUICE_WORKERS: " 3 " }).workers, 3);
   });
   await t.step("obsolete variables that are set are listed, empty ones are not", () => {
     const config = parse({

@@ -15,10 +15,20 @@ function config(vars: Record<string, string>, files: Record<string, string> = {}
   return parseConfig((name) => env.get(name), { readTextFile: (path) => files[path] });
 }
 
-/** The flags for `vars` (with the env file `envFile`), keyed by kind, env and sys left out. */
+/** Sluice's own directory, which worker threads read their modules from. */
+const ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(/\/$/, "");
+
+/**
+ * The flags for `vars` (with the env file `envFile`), keyed by kind, env and
+ * sys left out, and the read permission on Sluice's own directory (every
+ * configuration has it) asserted and left out.
+ */
 function flags(vars: Record<string, string>, envFile?: string, files?: Record<string, string>) {
   const parsed = { ...config(vars, files), envFile };
-  const all = permissionFlags(requiredPermissions(parsed, { cwd: CWD }));
+  const required = requiredPermissions(parsed, { cwd: CWD });
+  const own = required.filter((p) => p.kind === "read" && p.value === ROOT);
+  assert.equal(own.length, 1, "the worker threads' modules are readable");
+  const all = permissionFlags(required.filter((p) => !own.includes(p)));
   return Object.fromEntries(
     all.filter((f) => !/^--allow-(env|sys|run)\b/.test(f)).map((f) => {
       const [name, value] = f.split("=");
