@@ -9,7 +9,8 @@
 import type { ResolvedStream } from "./access.ts";
 import type { Viewer } from "./auth.ts";
 import type { StreamEvent } from "./event.ts";
-import { decide, type EventFacts, FilterCache, type FilterViewer } from "./filter.ts";
+import type { FeedAccess } from "./db.ts";
+import { type EventFacts, FilterCache, type FilterViewer } from "./filter.ts";
 import type { Hub, Listener } from "./hub.ts";
 import type { Metrics, Series } from "./metrics.ts";
 import { systemChannels } from "./timeline.ts";
@@ -25,20 +26,40 @@ export interface ClientContext {
   readonly clientQueueBytes: number;
 }
 
+/** Keyword-filter caches by viewer (token row, interned): its connections share one. */
+const FILTER_CACHES = new WeakMap<Viewer, FilterCache>();
+/** Filtering viewers by viewer and stream filter (both interned). */
+const FILTER_VIEWERS = new WeakMap<Viewer, WeakMap<object, FilterViewer>>();
+
+function filterCache(viewer: Viewer): FilterCache {
+  let cache = FILTER_CACHES.get(viewer);
+  if (cache === undefined) FILTER_CACHES.set(viewer, cache = new FilterCache());
+  return cache;
+}
+
+/**
+ * The one filtering viewer of every subscription with this viewer and stream
+ * filter: connections of one token on one stream share it, so an event is
+ * decided once for all of them ({@link EventFacts.decision}).
+ */
+function filterViewer(viewer: Viewer, filter: { access: FeedAccess }): FilterViewer {
+  let byFilter = FILTER_VIEWERS.get(viewer);
+  if (byFilter === undefined) FILTER_VIEWERS.set(viewer, byFilter = new WeakMap());
+  let shared = byFilter.get(filter);
+  if (shared === undefined) {
+    const { accountId, chosenLanguages } = viewer;
+    shared = { accountId, chosenLanguages, access: filter.access, filters: filterCache(viewer) };
+    byFilter.set(filter, shared);
+  }
+  return shared;
+}
+
 /** One stream subscription of one client. */
 export class Subscription implements Listener {
   readonly viewer?: FilterViewer;
 
   constructor(readonly client: Client, readonly stream: ResolvedStream) {
-    if (stream.filter) {
-      const { accountId, chosenLanguages } = client.viewer;
-      this.viewer = {
-        accountId,
-        chosenLanguages,
-        access: stream.filter.access,
-        filters: client.filters,
-      };
-    }
+    if (stream.filter) this.viewer = filterViewer(client.viewer, stream.filter);
   }
 
   deliver(event: StreamEvent, facts?: EventFacts): void {
@@ -47,7 +68,7 @@ export class Subscription implements Listener {
       this.client.transmit(event, this.stream.label);
       return;
     }
-    const outcome = decide(facts, this.viewer, facts.now);
+    const outcome = facts.decision(this.viewer);
     if (typeof outcome === "string") {
       this.client.context.metrics.filterDrops.inc({ reason: outcome });
     } else this.client.transmit(outcome, this.stream.label);
@@ -103,7 +124,6 @@ export abstract class Client {
   readonly #system: Listener = new SystemListener(this);
   readonly #counters: Counters;
   #closed = false;
-  #filters?: FilterCache;
   /** Called when `filters_changed` arrives on the account's system channel. */
   onFiltersChanged?: () => void;
 
@@ -121,11 +141,6 @@ export abstract class Client {
   /** Whether the connection has ended. */
   get closed(): boolean {
     return this.#closed;
-  }
-
-  /** This connection's keyword filters, created at the first filtered subscription. */
-  get filters(): FilterCache {
-    return this.#filters ??= new FilterCache();
   }
 
   /** Whether a subscription with this key exists. */
@@ -193,7 +208,7 @@ export abstract class Client {
   onSystemEvent(event: StreamEvent): void {
     if (event.event === "kill") this.kill();
     else if (event.event === "filters_changed") {
-      this.#filters?.invalidate();
+      FILTER_CACHES.get(this.viewer)?.invalidate();
       this.onFiltersChanged?.();
     }
   }

@@ -69,6 +69,8 @@ export class EventFacts {
   #now?: number;
   /** Keyword searches of the text, shared by viewers with the same keywords. */
   readonly #matches: MatchMemo = new Map();
+  /** Each viewer's outcome: subscriptions sharing a viewer get one decision. */
+  readonly #decisions = new Map<FilterViewer, StreamEvent | DropReason>();
 
   constructor(
     readonly event: StreamEvent,
@@ -82,6 +84,13 @@ export class EventFacts {
   /** When the event's viewers are decided (filter expiry): read once for all of them. */
   get now(): number {
     return this.#now ??= Date.now();
+  }
+
+  /** {@link decide} for `viewer`, made once per event for every subscription sharing it. */
+  decision(viewer: FilterViewer): StreamEvent | DropReason {
+    let outcome = this.#decisions.get(viewer);
+    if (outcome === undefined) this.#decisions.set(viewer, outcome = decide(this, viewer, this.now));
+    return outcome;
   }
 
   /** The searchable text, computed at most once per event. */

@@ -67,14 +67,15 @@ Deno.test("Events are transmitted with the subscription's label and counted", as
   assert.equal(metrics.deliveries.get(), 1);
 });
 
-Deno.test("kill on a system channel ends the client; filters_changed resets its filters", () => {
+Deno.test("kill on a system channel ends the client; filters_changed resets its filters", async () => {
   const { client, hub, subscribed, metrics } = setup();
   let changed = 0;
   client.onFiltersChanged = () => changed++;
-  client.filters.compiled = [];
+  const filters = new Subscription(client, await resolve("public")).viewer!.filters;
+  filters.compiled = [];
   hub.publish("timeline:system:1", '{"event":"filters_changed"}');
   assert.equal(changed, 1);
-  assert.equal(client.filters.compiled, undefined);
+  assert.equal(filters.compiled, undefined);
   hub.publish("timeline:access_token:9", '{"event":"kill"}');
   assert.equal(client.killed, 1);
   assert.equal(client.closed, true);
@@ -119,4 +120,52 @@ Deno.test("A filtered subscription decides per viewer and counts drops where the
     new EventFacts(event, { ...local, local: false }, new Set(), new Set()),
   );
   assert.deepEqual(client.sent, ['["public:local"] update']);
+});
+
+Deno.test("Connections of one token on one stream share a filtering viewer, its filters and one decision per event", async () => {
+  const fake = clientContext();
+  const token = viewer({ accountId: "1", accessTokenId: "9" }); // interned: one object per token row
+  const clients = [0, 1, 2].map(() => new Recording(token, "websocket", fake.context));
+  const other = new Recording(
+    viewer({ accountId: "1", accessTokenId: "10" }),
+    "websocket",
+    fake.context,
+  );
+  const stream = await resolve("public");
+  const [a, b, c] = clients.map((client) => new Subscription(client, stream));
+  assert.equal(a.viewer, b.viewer);
+  assert.equal(a.viewer, c.viewer);
+  assert.notEqual(new Subscription(other, stream).viewer, a.viewer, "another token, its own");
+  const local = await resolve("public:local");
+  assert.notEqual(new Subscription(clients[0], local).viewer, a.viewer, "another stream filter");
+  assert.equal(new Subscription(clients[0], local).viewer!.filters, a.viewer!.filters);
+
+  const event = parseEvent('{"event":"update","payload":{"id":"1","account":{"id":"2"}}}');
+  const facts = new EventFacts(
+    event,
+    {
+      local: false,
+      language: null,
+      authorId: "2",
+      targetIds: ["2"],
+      domain: null,
+      hasFiltered: false,
+    },
+    new Set(),
+    new Set(),
+  );
+  a.viewer!.filters.compiled = [];
+  const first = facts.decision(a.viewer!);
+  a.viewer!.filters.compiled = undefined; // a second decision would now differ
+  assert.equal(facts.decision(b.viewer!), first, "decided once for every sharing subscription");
+  for (const subscription of [a, b, c]) subscription.deliver(event, facts);
+  assert.deepEqual(clients.map((client) => client.sent), [
+    ['["public"] update'],
+    ['["public"] update'],
+    ['["public"] update'],
+  ]);
+
+  a.viewer!.filters.compiled = [];
+  fake.hub.publish("timeline:system:1", '{"event":"filters_changed"}');
+  assert.equal(b.viewer!.filters.compiled, undefined, "filters_changed resets the shared cache");
 });
