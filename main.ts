@@ -143,6 +143,7 @@ export function start(
     goAway: () => clients.goAway(),
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     reusePort: asWorker.reusePort,
+    acceptErrors: metrics.acceptErrors.series(),
     announce: link === undefined, // the supervisor announces the instance
   });
 

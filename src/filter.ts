@@ -89,7 +89,9 @@ export class EventFacts {
   /** {@link decide} for `viewer`, made once per event for every subscription sharing it. */
   decision(viewer: FilterViewer): StreamEvent | DropReason {
     let outcome = this.#decisions.get(viewer);
-    if (outcome === undefined) this.#decisions.set(viewer, outcome = decide(this, viewer, this.now));
+    if (outcome === undefined) {
+      this.#decisions.set(viewer, outcome = decide(this, viewer, this.now));
+    }
     return outcome;
   }
 

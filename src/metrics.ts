@@ -164,6 +164,8 @@ const HELP: Readonly<Record<string, string>> = {
     "Sum of seconds from Redis message arrival to hand-off to the client socket",
   sluice_delivery_latency_seconds_count:
     "Deliveries counted in sluice_delivery_latency_seconds_sum",
+  sluice_accept_errors_total:
+    "Times a listener failed (e.g. too many open files) and was opened again; open streams went on",
   sluice_workers: "Worker threads serving clients and answering (SLUICE_WORKERS)",
   sluice_worker_restarts_total: "Worker threads that died and were started again",
   sluice_worker_connected_clients: "Clients connected to each worker thread",
@@ -226,6 +228,7 @@ export class Metrics {
   readonly filterDrops = counter("sluice_filter_dropped_total", DROPS);
   readonly websocketAborts = counter("sluice_websocket_aborted_total");
   readonly backlogDrops = counter("sluice_backlog_dropped_total");
+  readonly acceptErrors = counter("sluice_accept_errors_total");
   readonly deliveryLatency = counter("sluice_delivery_latency_seconds_sum");
   readonly deliveries = counter("sluice_delivery_latency_seconds_count");
   readonly #process: ProcessMetrics;
