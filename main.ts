@@ -62,6 +62,8 @@ export interface Timings {
   wsIdleTimeoutSeconds?: number;
   /** How long a closing WebSocket may take before its connection is dropped (5 s). */
   wsCloseGraceMs?: number;
+  /** How long a client's bytes may wait without any reaching its socket before it is cut (10 s). */
+  stallMs?: number;
 }
 
 /** How a Sluice runs as one worker of several (`src/worker.ts`). */
@@ -115,6 +117,8 @@ export function start(
     access,
     log: log.child({ module: "client" }),
     clientQueueBytes: config.clientQueueBytes,
+    queueBudgetBytes: config.queueBudgetBytes,
+    stallMs: timings.stallMs,
     heartbeatMs: timings.heartbeatMs,
     wsIdleTimeoutSeconds: timings.wsIdleTimeoutSeconds,
     wsCloseGraceMs: timings.wsCloseGraceMs,

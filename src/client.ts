@@ -14,6 +14,7 @@ import { type EventFacts, FilterCache, type FilterViewer } from "./filter.ts";
 import type { Hub, Listener } from "./hub.ts";
 import type { Metrics, Series } from "./metrics.ts";
 import { systemChannels } from "./timeline.ts";
+import type { CutReason, Queued, QueueWatch } from "./_queue_watch.ts";
 
 /** Connection type label used by Mastodon's metrics. */
 export type ClientType = "websocket" | "eventsource";
@@ -22,9 +23,14 @@ export type ClientType = "websocket" | "eventsource";
 export interface ClientContext {
   readonly hub: Hub;
   readonly metrics: Metrics;
-  /** Queued bytes after which the client is cut off (SLUICE_CLIENT_QUEUE_BYTES). */
+  /** Queued bytes that must drain every second (SLUICE_CLIENT_QUEUE_BYTES); see `_queue_watch.ts`. */
   readonly clientQueueBytes: number;
+  /** Follows the clients with bytes waiting and cuts those too far behind. */
+  readonly queues: QueueWatch;
 }
+
+/** A client with this many times `clientQueueBytes` waiting is cut at once, progress or not. */
+export const HARD_CAP_FACTOR = 16;
 
 /** Keyword-filter caches by viewer (token row, interned): its connections share one. */
 const FILTER_CACHES = new WeakMap<Viewer, FilterCache>();
@@ -119,13 +125,15 @@ class SystemListener implements Listener {
  * are derived from the viewer when needed, the subscriptions are a short
  * array, and the filter cache exists only once a filtered stream needs it.
  */
-export abstract class Client {
+export abstract class Client implements Queued {
   readonly #subscriptions: Subscription[] = [];
   readonly #system: Listener = new SystemListener(this);
   readonly #counters: Counters;
   #closed = false;
   /** Called when `filters_changed` arrives on the account's system channel. */
   onFiltersChanged?: () => void;
+  /** Bytes (WebSocket: characters) handed to the transport so far. */
+  sentBytes = 0;
 
   constructor(
     readonly viewer: Viewer,
@@ -199,10 +207,20 @@ export abstract class Client {
     counters.latency.value += (performance.now() - event.receivedAt) / 1000;
   }
 
-  /** Counts a disconnect caused by an overflowing queue. */
-  protected overflowed(): void {
-    this.context.metrics.slowClientDisconnects.inc({ type: this.type });
+  /** Bytes waiting to reach the socket now. */
+  abstract queuedBytes(): number;
+
+  /** Ends a connection too far behind (the queue watch, or the hard cap): counted, then the transport's {@link dropSlow}. */
+  cutOff(reason: CutReason): void {
+    if (this.#closed) return;
+    const { metrics } = this.context;
+    metrics.slowClientDisconnects.inc({ type: this.type });
+    metrics.slowClientCuts.inc({ reason });
+    this.dropSlow();
   }
+
+  /** Ends the connection of a client too far behind (WebSocket: 1013; SSE: the response). */
+  protected abstract dropSlow(): void;
 
   /** Handles `kill` and `filters_changed` from the system channels. */
   onSystemEvent(event: StreamEvent): void {

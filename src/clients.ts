@@ -17,6 +17,7 @@ import type { Metrics } from "./metrics.ts";
 import { SseClient } from "./sse.ts";
 import type { WebSocketSession } from "./websocket.ts";
 import { acceptWebSocket, type UpgradeOptions } from "./websocket_upgrade.ts";
+import { QueueWatch } from "./_queue_watch.ts";
 
 /** Mastodon's SSE heartbeat period. */
 const HEARTBEAT_MS = 15_000;
@@ -29,8 +30,12 @@ export interface ClientsOptions {
   metrics: Metrics;
   access: Access;
   log: Logger;
-  /** Queued bytes after which a client is cut off (SLUICE_CLIENT_QUEUE_BYTES). */
+  /** Queued bytes that must drain every second (SLUICE_CLIENT_QUEUE_BYTES). */
   clientQueueBytes: number;
+  /** All queues of this worker together (its share of SLUICE_QUEUE_BUDGET_BYTES). */
+  queueBudgetBytes: number;
+  /** How long bytes may wait without any reaching the socket (10 s). */
+  stallMs?: number;
   heartbeatMs?: number;
   wsIdleTimeoutSeconds?: number;
   /** How long a closing WebSocket may take before its connection is dropped. */
@@ -50,7 +55,12 @@ export class Clients {
 
   constructor(options: ClientsOptions) {
     const { hub, metrics, clientQueueBytes, access, log } = options;
-    this.#context = { hub, metrics, clientQueueBytes };
+    const queues = new QueueWatch({
+      budgetBytes: options.queueBudgetBytes,
+      clientQueueBytes,
+      stallMs: options.stallMs,
+    });
+    this.#context = { hub, metrics, clientQueueBytes, queues };
     this.#upgrade = {
       context: { ...this.#context, access, log },
       idleTimeoutSeconds: options.wsIdleTimeoutSeconds ?? WS_IDLE_TIMEOUT_SECONDS,
@@ -102,9 +112,10 @@ export class Clients {
     for (const stream of [...this.#streams]) stream.end();
   }
 
-  /** Stops the heartbeat timer. */
+  /** Stops the heartbeat timer and the queue watch. */
   close(): void {
     clearInterval(this.#heartbeat);
+    this.#context.queues.close();
   }
 
   [Symbol.dispose](): void {

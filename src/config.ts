@@ -52,8 +52,10 @@ export interface Config {
   redis: RedisConfig;
   /** REDIS_NAMESPACE, or undefined. */
   redisNamespace?: string;
-  /** SLUICE_CLIENT_QUEUE_BYTES: queued bytes after which a client is cut off. */
+  /** SLUICE_CLIENT_QUEUE_BYTES: queued bytes a client must drain every second, or be cut off. */
   clientQueueBytes: number;
+  /** SLUICE_QUEUE_BUDGET_BYTES: all clients' queues together; the furthest behind are cut beyond it. */
+  queueBudgetBytes: number;
   /** SLUICE_SHUTDOWN_TIMEOUT_MS: how long graceful shutdown may take. */
   shutdownTimeoutMs: number;
   /** SLUICE_WORKERS: JavaScript threads serving clients, or "auto" (one per CPU the process may use). */
@@ -97,6 +99,7 @@ export const VARIABLES: readonly string[] = Object.freeze([
   "REDIS_SENTINEL_PASSWORD",
   "REDIS_NAMESPACE",
   "SLUICE_CLIENT_QUEUE_BYTES",
+  "SLUICE_QUEUE_BUDGET_BYTES",
   "SLUICE_SHUTDOWN_TIMEOUT_MS",
   "SLUICE_WORKERS",
   "STREAMING_CLUSTER_NUM",
@@ -141,6 +144,7 @@ export function parseConfig(get: Getter, options: ParseOptions = {}): Readonly<C
     redis: { ...redis(get), ...ca },
     redisNamespace: nonEmpty(get, "REDIS_NAMESPACE"),
     clientQueueBytes: integer(get, "SLUICE_CLIENT_QUEUE_BYTES", 1048576, POSITIVE),
+    queueBudgetBytes: integer(get, "SLUICE_QUEUE_BUDGET_BYTES", 1073741824, POSITIVE),
     shutdownTimeoutMs: integer(get, "SLUICE_SHUTDOWN_TIMEOUT_MS", 10000, TIMER),
     workers: workers(get),
     ignoredVariables: OBSOLETE.filter((name) => nonEmpty(get, name) !== undefined),

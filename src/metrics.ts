@@ -149,7 +149,9 @@ const HELP: Readonly<Record<string, string>> = {
     "Redis messages whose hand-off to the hub threw (logged); the next message is handled as usual",
   sluice_redis_messages_without_payload_total:
     "Redis messages on stream channels that were not delivered because they have no payload",
-  sluice_slow_client_disconnects_total: "Clients disconnected because their send queue overflowed",
+  sluice_slow_client_disconnects_total: "Clients disconnected because they fell too far behind",
+  sluice_slow_client_cuts_total:
+    "Clients cut by reason: stalled (no byte reached the socket for 10 s), behind (over SLUICE_CLIENT_QUEUE_BYTES and not draining), budget (SLUICE_QUEUE_BUDGET_BYTES), cap (16x SLUICE_CLIENT_QUEUE_BYTES)",
   sluice_redis_connected: "Redis subscriber connections that are up (one per worker)",
   sluice_redis_reconnects_total: "Times a Redis subscriber connection was re-established",
   sluice_db_round_trips_total: "PostgreSQL queries made, by purpose",
@@ -196,6 +198,7 @@ function each(label: string, values: readonly string[]): Labels[] {
 const BY_TYPE = each("type", TYPES);
 const BY_TYPE_AND_CHANNEL = TYPES.flatMap((type) => CHANNELS.map((channel) => ({ type, channel })));
 const MALFORMED = each("reason", ["invalid_json", "not_an_object", "bad_event_name"]);
+const CUTS = each("reason", ["stalled", "behind", "budget", "cap"]);
 const PURPOSES = each("purpose", ["token", "list", "feed_access"]);
 const DROPS = each("reason", [
   "feed_access",
@@ -220,6 +223,7 @@ export class Metrics {
   readonly messageHandlerFailures = counter("sluice_redis_message_handler_failures_total");
   readonly undeliverableMessages = counter("sluice_redis_messages_without_payload_total");
   readonly slowClientDisconnects = counter("sluice_slow_client_disconnects_total", BY_TYPE);
+  readonly slowClientCuts = counter("sluice_slow_client_cuts_total", CUTS);
   readonly redisConnected = gauge("sluice_redis_connected");
   readonly redisReconnects = counter("sluice_redis_reconnects_total");
   readonly dbRoundTrips = counter("sluice_db_round_trips_total", PURPOSES);

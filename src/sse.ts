@@ -7,7 +7,7 @@
  * @module
  */
 import type { Viewer } from "./auth.ts";
-import { Client, type ClientContext } from "./client.ts";
+import { Client, type ClientContext, HARD_CAP_FACTOR } from "./client.ts";
 import type { StreamEvent } from "./event.ts";
 
 const encoder = new TextEncoder();
@@ -88,15 +88,37 @@ export class SseClient extends Client {
     this.end();
   }
 
+  /**
+   * Queues bytes. Whether the client keeps up is the queue watch's call
+   * (`_queue_watch.ts`); only a queue past the hard cap is cut here at once.
+   */
   #write(bytes: Uint8Array): boolean {
     if (this.closed) return false;
     this.#controller.enqueue(bytes);
-    if (-(this.#controller.desiredSize ?? 0) <= this.context.clientQueueBytes) return true;
-    // The client cannot keep up: drop its queue and end the response.
-    this.overflowed();
+    this.sentBytes += bytes.byteLength;
+    const queued = this.queuedBytes();
+    if (queued === 0) return true;
+    const { clientQueueBytes, queues } = this.context;
+    if (queued <= clientQueueBytes * HARD_CAP_FACTOR) {
+      queues.waiting(this);
+      return true;
+    }
+    this.cutOff("cap");
+    return false;
+  }
+
+  queuedBytes(): number {
+    return this.closed ? 0 : -(this.#controller.desiredSize ?? 0);
+  }
+
+  /**
+   * Drops its queue and ends the response. Deno.serve cannot drop the TCP
+   * connection of one response: if the client never reads, the connection
+   * stays until the client goes (docs/compatibility.md).
+   */
+  protected dropSlow(): void {
     this.#finish();
     this.#controller.error(new Error("client too slow"));
-    return false;
   }
 
   #finish(): void {

@@ -8,7 +8,7 @@
  */
 import type { Access } from "./access.ts";
 import type { Viewer } from "./auth.ts";
-import { Client, type ClientContext } from "./client.ts";
+import { Client, type ClientContext, HARD_CAP_FACTOR } from "./client.ts";
 import { describeError } from "./errors.ts";
 import type { StreamEvent } from "./event.ts";
 import type { Logger } from "./log.ts";
@@ -164,21 +164,36 @@ export class WebSocketSession extends Client {
     }
   }
 
+  /**
+   * Sends one event. Whether the client keeps up is the queue watch's call
+   * (`_queue_watch.ts`), told once enough was sent since the last look; only
+   * a queue past the hard cap is cut here at once.
+   */
   transmit(event: StreamEvent, label: string): void {
     if (this.closed) return;
-    if (this.#unchecked >= checkEvery(this.context.clientQueueBytes)) {
+    const { clientQueueBytes, queues } = this.context;
+    if (this.#unchecked >= checkEvery(clientQueueBytes)) {
       this.#unchecked = 0;
-      if (this.#port.bufferedAmount > this.context.clientQueueBytes) {
-        this.overflowed();
-        this.#port.close(OVERLOADED, "Client is too slow");
-        this.dispose();
+      if (this.#port.bufferedAmount > clientQueueBytes * HARD_CAP_FACTOR) {
+        this.cutOff("cap");
         return;
       }
+      queues.waiting(this);
     }
     const text = event.ws(label);
     if (!this.#send(text)) return;
     this.#unchecked += text.length;
+    this.sentBytes += text.length;
     this.counted(event);
+  }
+
+  queuedBytes(): number {
+    return this.#port.bufferedAmount;
+  }
+
+  protected dropSlow(): void {
+    this.#port.close(OVERLOADED, "Client is too slow"); // then dropped if the close stalls
+    this.dispose();
   }
 
   /** Closes with 1001 (shutdown). */

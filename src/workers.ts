@@ -212,6 +212,7 @@ export class Supervisor {
     const config: Config = {
       ...this.#config,
       postgres: { ...this.#config.postgres, max: this.#plan.pools[slot.number - 1] },
+      queueBudgetBytes: Math.max(1, Math.floor(this.#config.queueBudgetBytes / this.count)),
     };
     this.#post(slot, { type: "start", worker: slot.number, config, reusePort: this.count > 1 });
   }

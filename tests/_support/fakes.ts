@@ -7,6 +7,7 @@
  */
 import { Access } from "../../src/access.ts";
 import type { Viewer } from "../../src/auth.ts";
+import { QueueWatch } from "../../src/_queue_watch.ts";
 import type { ClientContext } from "../../src/client.ts";
 import type { FactsSource } from "../../src/hub.ts";
 import { Hub } from "../../src/hub.ts";
@@ -47,7 +48,9 @@ export function fakeHub(options: { filter?: FactsSource } = {}) {
 /** The context every client of a fake hub shares. */
 export function clientContext(clientQueueBytes = 1 << 20) {
   const fake = fakeHub();
-  const context: ClientContext = { hub: fake.hub, metrics: fake.metrics, clientQueueBytes };
+  // No timer: a test runs the queue watch's checks with tick().
+  const queues = new QueueWatch({ budgetBytes: 1 << 30, clientQueueBytes, tickMs: 0 });
+  const context: ClientContext = { hub: fake.hub, metrics: fake.metrics, clientQueueBytes, queues };
   return { ...fake, context };
 }
 

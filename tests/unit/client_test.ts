@@ -17,6 +17,12 @@ class Recording extends Client {
     this.killed++;
     this.dispose();
   }
+  queuedBytes(): number {
+    return 0;
+  }
+  protected dropSlow(): void {
+    this.dispose();
+  }
 }
 
 function setup(accountId = "1") {

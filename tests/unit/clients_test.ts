@@ -14,6 +14,7 @@ function setup(heartbeatMs = 60_000) {
     access: new Access({ db: accessDb() }),
     log: silentLogger,
     clientQueueBytes: 1 << 20,
+    queueBudgetBytes: 1 << 30,
     heartbeatMs,
   });
   return { ...fake, clients, [Symbol.dispose]: () => clients.close() };

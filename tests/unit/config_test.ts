@@ -34,6 +34,7 @@ const DEVELOPMENT: Config = {
   postgres: { host: "localhost", port: 5432, database: "mastodon_development", max: 10 },
   redis: { mode: "tcp", host: "127.0.0.1", port: 6379, tls: false, db: 0 },
   clientQueueBytes: 1048576,
+  queueBudgetBytes: 1073741824,
   shutdownTimeoutMs: 10000,
   workers: "auto",
   ignoredVariables: [],

@@ -10,7 +10,13 @@ function setup(clientQueueBytes = 1 << 20) {
   const open = new Set<SseClient>();
   const client = new SseClient(viewer(), fake.context, (c) => open.delete(c));
   open.add(client);
-  return { client, open, metrics: fake.metrics, subscribed: fake.subscribed };
+  return {
+    client,
+    open,
+    metrics: fake.metrics,
+    subscribed: fake.subscribed,
+    context: fake.context,
+  };
 }
 
 async function readAll(body: ReadableStream<Uint8Array>): Promise<string> {
@@ -26,18 +32,33 @@ Deno.test("An SSE body starts with :) and carries shared event bytes", async () 
   assert.equal(await readAll(client.body), ":)\nevent: delete\ndata: 1\n\n:thump\n\n");
 });
 
-Deno.test("An SSE client that does not read is ended when its queue overflows", async () => {
+Deno.test("An SSE client whose queue passes the hard cap (16 x SLUICE_CLIENT_QUEUE_BYTES) is ended at once", async () => {
   const { client, open, metrics, subscribed } = setup(100);
-  const event = parseEvent(`{"event":"delete","payload":"${"x".repeat(60)}"}`);
-  client.transmit(event);
+  const event = parseEvent(`{"event":"delete","payload":"${"x".repeat(500)}"}`);
+  for (let i = 0; i < 3; i++) client.transmit(event); // 1,500 bytes and the opening: under 1,600
   assert.equal(client.closed, false);
   client.transmit(event);
   assert.equal(client.closed, true);
   assert.equal(metrics.slowClientDisconnects.get({ type: "eventsource" }), 1);
-  assert.equal(metrics.messagesSent.get({ type: "eventsource" }), 1);
+  assert.equal(metrics.slowClientCuts.get({ reason: "cap" }), 1);
+  assert.equal(metrics.messagesSent.get({ type: "eventsource" }), 3);
   assert.equal(subscribed.size, 0, "every channel was released");
   assert.equal(open.size, 0);
   await assert.rejects(readAll(client.body));
+});
+
+Deno.test("An SSE client with bytes waiting is followed by the queue watch until they are read", async () => {
+  const { client, context } = setup();
+  client.transmit(parseEvent('{"event":"delete","payload":"1"}'));
+  assert.ok(client.queuedBytes() > 0, "nobody read the body yet");
+  assert.equal(context.queues.size, 1);
+  const reader = client.body.getReader();
+  while (client.queuedBytes() > 0) await reader.read();
+  context.queues.tick();
+  assert.equal(context.queues.size, 0, "an empty queue is no longer followed");
+  assert.equal(client.closed, false);
+  reader.releaseLock();
+  client.end();
 });
 
 Deno.test("Cancelling the body (client gone) releases the client", async () => {

@@ -20,7 +20,14 @@ function setup(
   const fake = sessionContext(clientQueueBytes, accessDb(ownsList ? { ownsList } : {}));
   const port = new FakePort();
   const session = new WebSocketSession(who, fake.context, port);
-  return { session, port, hub: fake.hub, subscribed: fake.subscribed, metrics: fake.metrics };
+  return {
+    session,
+    port,
+    hub: fake.hub,
+    subscribed: fake.subscribed,
+    metrics: fake.metrics,
+    context: fake.context,
+  };
 }
 
 const msg = (o: unknown) => JSON.stringify(o);
@@ -126,16 +133,34 @@ Deno.test("filters_changed on the system channel calls the connection's hook", (
   assert.equal(called, 1);
 });
 
-Deno.test("A client whose send buffer overflows is closed with 1013 and counted", async () => {
+Deno.test("A client whose send buffer passes the hard cap is closed with 1013 and counted", async () => {
   const { session, hub, port, metrics } = setup(alice, 100);
   await session.handleMessage(msg({ type: "subscribe", stream: "public" }));
   hub.publish("timeline:public", '{"event":"delete","payload":"1"}');
-  port.bufferedAmount = 101;
+  port.bufferedAmount = 1600; // 16 x SLUICE_CLIENT_QUEUE_BYTES: followed, not cut
   hub.publish("timeline:public", '{"event":"delete","payload":"2"}');
-  assert.equal(port.sent.length, 1);
+  assert.equal(session.closed, false);
+  port.bufferedAmount = 1601;
+  hub.publish("timeline:public", '{"event":"delete","payload":"3"}');
+  assert.equal(port.sent.length, 2);
   assert.equal(port.closed?.code, OVERLOADED);
   assert.equal(metrics.slowClientDisconnects.get({ type: "websocket" }), 1);
+  assert.equal(metrics.slowClientCuts.get({ reason: "cap" }), 1);
   assert.ok(session.closed);
+});
+
+Deno.test("A WebSocket behind and not draining is cut by the queue watch with 1013", async () => {
+  const { session, hub, port, metrics, context } = setup(alice, 100);
+  await session.handleMessage(msg({ type: "subscribe", stream: "public" }));
+  hub.publish("timeline:public", '{"event":"delete","payload":"1"}');
+  port.bufferedAmount = 500;
+  hub.publish("timeline:public", '{"event":"delete","payload":"2"}');
+  assert.equal(context.queues.size, 1);
+  context.queues.tick(); // the first look: bytes were added since, that is progress
+  assert.equal(session.closed, false);
+  context.queues.tick(); // nothing drained and 500 > 100 waiting
+  assert.equal(port.closed?.code, OVERLOADED);
+  assert.equal(metrics.slowClientCuts.get({ reason: "behind" }), 1);
 });
 
 Deno.test("queryParams turns repeated keys into arrays", () => {
