@@ -146,7 +146,10 @@ function section(runs: RunRecord[]): string[] {
     `${auto ? `: ${auto} in this run` : ""}). Each run: ` +
     "WebSocket clients of stream `user` (channel timeline:1; every client gets every status, " +
     `no per-viewer filtering), ${WORKERS_PAYLOAD_BYTES}-byte payloads. Messages lost are ` +
-    "counted per client: a client that read fewer markers than were published is short.",
+    "counted per client: a client that read fewer markers than were published is short. " +
+    "Lost is what had not arrived when the load generator stopped waiting (the end of " +
+    "`--drain-ms`): a message still queued in the server by then counts as lost, as does one " +
+    "dropped; clients the server cut are counted apart.",
     "",
     "**What a 2-core machine can and cannot show.** The load generator (pinned to core 1 with " +
     "Redis and PostgreSQL) competes with the server for the same two cores, so with two " +
