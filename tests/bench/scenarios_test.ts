@@ -264,7 +264,7 @@ Deno.test("shellJoin quotes only what the shell would misread", () => {
 
 Deno.test("parseCli: cases, quick, out and json", () => {
   assert.deepEqual(parseCli([]), {
-    cases: ["a", "b", "c", "d", "e", "f"],
+    cases: ["a", "b", "c", "d", "e", "f", "g"],
     quick: false,
     out: "bench/RESULTS.md",
     json: undefined,
