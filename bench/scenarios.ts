@@ -9,8 +9,9 @@
  *   d. latency at 1,000 × 10 msg/s (SSE, WS) and 5,000 mixed × 10 msg/s
  *   e. 5,000 connections at once: one token, then 1,000 distinct tokens
  *   f. 1,000 clients that never read beside 1,000 normal ones
+ *   g. 2,000 WS clients × 100 msg/s with SLUICE_WORKERS=1, then auto (unpinned)
  *
- * Each case is one file in bench/scenarios/ (`a_idle.ts` … `f_slow.ts`) that
+ * Each case is one file in bench/scenarios/ (`a_idle.ts` … `g_workers.ts`) that
  * holds its runner, its RESULTS.md section and its targets; the registry is
  * bench/scenarios/cases.ts. The shared machinery (processes, one measured
  * run, ladders, analysis, tables) lives beside them.
@@ -25,7 +26,8 @@
  *
  * The process pins itself to core 1 (`taskset`), so redis-server, PostgreSQL
  * and every load generator run share core 1, while each server under test
- * runs alone on core 0: a fresh process per run, stopped with SIGTERM. Without
+ * runs alone on core 0 (Sluice as one worker, `SLUICE_WORKERS=1`; case g's
+ * Sluice alone may use every core): a fresh process per run, stopped with SIGTERM. Without
  * taskset nothing is pinned and RESULTS.md says so. Progress goes to stderr.
  *
  * @module
@@ -178,6 +180,7 @@ async function runCases(
   const ctx: Context = {
     plan,
     pinned,
+    cores: info.cores,
     redis,
     pg,
     dir,

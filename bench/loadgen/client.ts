@@ -110,6 +110,8 @@ export class StreamClient {
   /** ms from connect start to the first stream byte (SSE) or the 101 (WebSocket). */
   connectMs: number | undefined;
   failure: string | undefined;
+  /** Markers this client has read (every message published while it listened should be one). */
+  delivered = 0;
   readonly #stats: LoadStats;
   #conn: Deno.Conn | undefined;
   #started = 0;
@@ -252,7 +254,11 @@ export class StreamClient {
   }
 
   #responseReader(): HttpResponseReader {
-    const scanner = new MarkerScanner(this.#stats.record);
+    const record = this.#stats.record;
+    const scanner = new MarkerScanner((micros) => {
+      this.delivered++;
+      record(micros);
+    });
     if (this.spec.transport === "sse") {
       return new HttpResponseReader((head) => this.#checkHead(head, 200), (buf, start, end) => {
         this.#markOpen();

@@ -50,7 +50,18 @@ export interface LoadReport {
     seconds: number;
     minReceivers: number | null;
   } | null;
-  deliveries: { expected: number; delivered: number; missing: number; perSecond: number | null };
+  deliveries: {
+    expected: number;
+    delivered: number;
+    missing: number;
+    perSecond: number | null;
+    /**
+     * Counted per client (absent from reports made before it was): the
+     * listening clients that opened but read fewer markers than were
+     * published, and the fewest markers any of them read.
+     */
+    perClient?: { short: number; fewest: number | null };
+  };
   latencyMs: Percentiles & { mean: number | null; samples: number };
   disconnects: { total: number; sse: number; ws: number; closeCodes: Record<string, number> };
   /** The measured window: publishing to the end of the drain, or the idle hold. */
@@ -117,7 +128,8 @@ export function formatSummary(report: LoadReport): string {
         `(${(p.published / p.seconds).toFixed(1)}/s, ${t.payloadBytes}-byte payloads)` +
         `, ${p.errors} errors, min receivers ${p.minReceivers ?? "–"}`,
       `deliveries   ${d.delivered} of ${d.expected} (${pct(d.delivered, d.expected)}), ` +
-        `${d.perSecond === null ? "–" : Math.round(d.perSecond)}/s`,
+        `${d.perSecond === null ? "–" : Math.round(d.perSecond)}/s` +
+        (d.perClient ? `; ${d.perClient.short} clients short (fewest ${d.perClient.fewest})` : ""),
       `latency      p50 ${ms(l.p50, 2)}, p90 ${ms(l.p90, 2)}, p99 ${ms(l.p99, 2)}, ` +
         `max ${ms(l.max, 2)} (${l.samples} samples)`,
     );
@@ -221,6 +233,7 @@ export function buildReport(c: Collected): LoadReport {
       delivered: stats.delivered,
       missing: Math.max(0, c.expected - stats.delivered),
       perSecond: c.publishing ? roundTo(stats.delivered / c.publishing.seconds, 1) : null,
+      perClient: perClient(clients, c.publishing?.published ?? 0),
     },
     latencyMs: {
       p50: latency(0.5),
@@ -243,6 +256,20 @@ export function buildReport(c: Collected): LoadReport {
       rssPeakBytes: meters.self.peakRssBytes || null,
     },
   };
+}
+
+/** Clients that read fewer than `published` markers, among those that were ever open. */
+export function perClient(
+  clients: readonly Pick<StreamClient, "connectMs" | "delivered">[],
+  published: number,
+): { short: number; fewest: number | null } {
+  let short = 0, fewest: number | null = null;
+  for (const client of clients) {
+    if (client.connectMs === undefined) continue;
+    if (client.delivered < published) short++;
+    fewest = fewest === null ? client.delivered : Math.min(fewest, client.delivered);
+  }
+  return { short, fewest };
 }
 
 function serverReport(c: Collected, connections: number): LoadReport["server"] {

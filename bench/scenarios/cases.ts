@@ -13,6 +13,7 @@ import { latency } from "./d_latency.ts";
 import { connectionStorm } from "./e_storm.ts";
 import type { CaseId, RunRecord } from "./report.ts";
 import { slowClients } from "./f_slow.ts";
+import { workerThreads } from "./g_workers.ts";
 
 /** Every case, in order: later cases may read earlier ones' runs (c and f read b's). */
 export const CASES: readonly ScenarioCase[] = Object.freeze([
@@ -22,6 +23,7 @@ export const CASES: readonly ScenarioCase[] = Object.freeze([
   latency,
   connectionStorm,
   slowClients,
+  workerThreads,
 ]);
 
 /** The case with this letter, or undefined. */

@@ -10,9 +10,18 @@
 import type { LoadReport } from "../loadgen/report.ts";
 import { rssHalves, runStatus, utilisation } from "./analysis.ts";
 import { PAYLOAD_BYTES, type Plan, USER_CHANNEL } from "./plan.ts";
-import { loadgenWords, runLoadgen, type Services, startTarget, type Target } from "./procs.ts";
+import {
+  loadgenWords,
+  runLoadgen,
+  type Services,
+  type SluiceOptions,
+  startTarget,
+  type Target,
+} from "./procs.ts";
 import { type CaseId, type RunRecord, type ServerKind, shellJoin } from "./report.ts";
-import { sampleRss, watchSubscriber } from "./samplers.ts";
+import { sampleRss, watchInstance, watchSubscriber } from "./samplers.ts";
+import { clockTicksPerSecond } from "../loadgen/proc.ts";
+import { sampleThreads, windowShares } from "./threads.ts";
 
 /** What every run needs. */
 export interface Context extends Services {
@@ -40,6 +49,10 @@ export interface RunSpec {
   watch?: boolean;
   /** Deliveries expected given the seeded filters (case c). */
   expected?: (report: LoadReport) => number;
+  /** How Sluice is started (default: one worker on core 0). */
+  sluice?: SluiceOptions;
+  /** Sample the server's threads and its /metrics and PostgreSQL backends (case g; needs `watch`). */
+  threads?: boolean;
 }
 
 /** A number as a command-line argument. */
@@ -90,15 +103,17 @@ export async function measure(ctx: Context, spec: RunSpec): Promise<RunRecord> {
   ctx.runs.push(record);
   let target: Target | undefined;
   try {
-    target = await startTarget(ctx, spec.server, spec.channel ?? USER_CHANNEL);
+    target = await startTarget(ctx, spec.server, spec.channel ?? USER_CHANNEL, spec.sluice);
     record.port = target.port;
     record.serverPid = target.pid;
     const words = loadgenWords(ctx, String(target.port), String(target.pid), spec.args);
     record.command = shellJoin(words);
     const rss = spec.watch ? sampleRss(target.pid) : undefined;
+    const inside = spec.threads ? watchInside(ctx, target) : undefined;
     const subscriber = watchSubscriber(ctx.redis.port);
     const outcome = await runLoadgen(ctx, record.id, words, spec.watch ?? false);
     rss?.stop();
+    const finish = await inside?.stop();
     record.subscriber = await subscriber.stop();
     if (outcome.error !== undefined) record.error = outcome.error;
     if (outcome.report) {
@@ -106,6 +121,7 @@ export async function measure(ctx: Context, spec: RunSpec): Promise<RunRecord> {
       if (spec.expected) record.expected = spec.expected(outcome.report);
       const window = outcome.phases.window(outcome.exitedAt);
       if (rss) record.rssHalves = window ? rssHalves(rss.samples, ...window) : null;
+      if (finish) Object.assign(record, finish(window));
     }
   } catch (error) {
     record.error = error instanceof Error ? error.message : String(error);
@@ -114,6 +130,32 @@ export async function measure(ctx: Context, spec: RunSpec): Promise<RunRecord> {
   }
   say(ctx, describe(record));
   return record;
+}
+
+const BACKENDS_SQL = "SELECT count(*) FROM pg_stat_activity " +
+  "WHERE datname = current_database() AND pid <> pg_backend_pid()";
+
+/**
+ * Samples the server's threads, its /metrics and the database's backends
+ * while the load generator runs; `stop()` gives what to record for a window.
+ */
+function watchInside(ctx: Context, target: Target) {
+  const threads = sampleThreads(target.pid);
+  const instance = watchInstance(target.port, async () => {
+    const count = Number(await ctx.pg.query(BACKENDS_SQL).catch(() => ""));
+    return Number.isInteger(count) ? count : undefined;
+  });
+  return {
+    async stop() {
+      await threads.stop();
+      const figures = await instance.stop();
+      const ticks = await clockTicksPerSecond();
+      return (window: [number, number] | undefined): Partial<RunRecord> => ({
+        instance: figures,
+        threads: window ? windowShares(threads.samples, ...window, ticks) ?? null : null,
+      });
+    },
+  };
 }
 
 function describe(run: RunRecord): string {

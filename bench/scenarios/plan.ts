@@ -36,6 +36,8 @@ export interface Plan {
   /** Case f publishes long enough to send each slow client this many bytes, within the bounds. */
   slowBytes: number;
   slowSeconds: { min: number; max: number };
+  /** Case g: WebSocket clients, messages per second, seconds of publishing, drain in ms. */
+  workers: { clients: number; rate: number; duration: number; drainMs: number };
 }
 
 /** The full run behind bench/RESULTS.md. */
@@ -57,6 +59,7 @@ export const FULL: Plan = {
   slowRate: 100,
   slowBytes: 6 * 2 ** 20,
   slowSeconds: { min: 15, max: 75 },
+  workers: { clients: 2000, rate: 100, duration: 10, drainMs: 5000 },
 };
 
 /** `--quick`: a smoke run of a minute or two. */
@@ -78,4 +81,5 @@ export const QUICK: Plan = {
   slowRate: 50,
   slowBytes: 0,
   slowSeconds: { min: 3, max: 3 },
+  workers: { clients: 200, rate: 20, duration: 2, drainMs: 1000 },
 };

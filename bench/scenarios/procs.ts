@@ -2,8 +2,9 @@
  * The processes of a scenario run (bench/scenarios.ts): a fresh server under
  * test (Sluice or the ceiling, bench/ceiling.ts) started on a free port and
  * stopped with SIGTERM then SIGKILL, the load generator run against it, the
- * pinning of servers to core 0 and of everything else to core 1, and the
- * command templates RESULTS.md shows.
+ * pinning of servers to core 0 and of everything else to core 1 (case g's
+ * Sluice alone may use every core), and the command templates RESULTS.md
+ * shows. Sluice is told its worker count: one, unless a case asks for more.
  *
  * @module
  */
@@ -35,6 +36,8 @@ const BLANKED = ["SOCKET", "DATABASE_URL", "REDIS_URL", "REDIS_SENTINELS", "REDI
 export interface Services {
   /** taskset was found: servers go to core 0, load generators to core 1. */
   pinned: boolean;
+  /** CPUs of the machine (an unpinned server is given all of them). */
+  cores: number;
   redis: RedisServer;
   pg: PostgresServer;
   /** Scratch directory for server logs and load reports. */
@@ -43,8 +46,10 @@ export interface Services {
   killed: string[];
 }
 
-function pin(ctx: Services, core: 0 | 1): string[] {
-  return ctx.pinned ? ["taskset", "-c", String(core)] : [];
+function pin(ctx: Services, core: 0 | 1 | "all"): string[] {
+  if (!ctx.pinned) return [];
+  // The scenario process pins itself to core 1 and its children inherit it: "all" undoes that.
+  return ["taskset", "-c", core === "all" ? `0-${Math.max(1, ctx.cores) - 1}` : String(core)];
 }
 
 /** `bash -c 'ulimit -n 20000; exec WORDS'`, so the pid is the program's own. */
@@ -52,17 +57,33 @@ function wrapped(words: string[], redirect = ""): string[] {
   return ["bash", "-c", `ulimit -n ${NOFILE}; exec ${shellJoin(words)}${redirect}`];
 }
 
-function serverWords(ctx: Services, server: ServerKind, port: number, channel: string): string[] {
+function serverWords(
+  ctx: Services,
+  server: ServerKind,
+  port: number,
+  channel: string,
+  core: 0 | "all" = 0,
+): string[] {
   const deno = DENO;
-  if (server === "sluice") return [...pin(ctx, 0), deno, "run", ...SERVER_PERMISSIONS, "main.ts"];
+  if (server === "sluice") {
+    return [...pin(ctx, core), deno, "run", ...SERVER_PERMISSIONS, "main.ts"];
+  }
   return [
     ...[...pin(ctx, 0), deno, "run", "--allow-net", "bench/ceiling.ts", "--port", String(port)],
     ...["--redis", ctx.redis.url, "--channel", channel],
   ];
 }
 
-function sluiceEnv(ctx: Services, port: number): Record<string, string> {
+/** How a case wants Sluice started: its `SLUICE_WORKERS` (default 1) and whether it is pinned. */
+export interface SluiceOptions {
+  workers?: string;
+  /** Let the server use every core (default: core 0 alone). */
+  unpinned?: boolean;
+}
+
+function sluiceEnv(ctx: Services, port: number, workers = "1"): Record<string, string> {
   return {
+    SLUICE_WORKERS: workers,
     NODE_ENV: "production",
     PORT: String(port),
     BIND: "127.0.0.1",
@@ -88,33 +109,27 @@ export async function startTarget(
   ctx: Services,
   server: ServerKind,
   channel: string,
+  options: SluiceOptions = {},
 ): Promise<Target> {
   const port = freePort();
   const log = `${ctx.dir}/${server}-${port}.log`;
-  const env: Record<string, string> = { ...Deno.env.toObject(), ...sluiceEnv(ctx, port) };
+  const env: Record<string, string> = {
+    ...Deno.env.toObject(),
+    ...sluiceEnv(ctx, port, options.workers),
+  };
   for (const name of BLANKED) delete env[name];
-  const [program, ...args] = wrapped(serverWords(ctx, server, port, channel), ` >${log} 2>&1`);
+  const words = serverWords(ctx, server, port, channel, options.unpinned ? "all" : 0);
+  const [program, ...args] = wrapped(words, ` >${log} 2>&1`);
   const child = new Deno.Command(program, { args, cwd: ROOT, env, clearEnv: true, stdin: "null" })
     .spawn();
-  const stop = async () => {
-    const kill = (signal: Deno.Signal) => {
-      try {
-        child.kill(signal);
-      } catch { /* already exited */ }
-    };
-    kill("SIGTERM");
-    const late = setTimeout(() => {
-      ctx.killed.push(`${server} on port ${port}`);
-      kill("SIGKILL");
-    }, STOP_DEADLINE_MS);
-    await child.status;
-    clearTimeout(late);
-  };
+  const stop = () => stopChild(child, () => ctx.killed.push(`${server} on port ${port}`));
   let exited = false;
   child.status.then(() => exited = true);
   const deadline = Date.now() + READY_TIMEOUT_MS;
+  // Several workers: wait until every one of them is ready, not just the first to answer.
+  const whole = (options.workers ?? "1") !== "1";
   while (!exited && Date.now() < deadline) {
-    if (await isReady(server, port, log)) return { pid: child.pid, port, stop };
+    if (await isReady(server, port, log, whole)) return { pid: child.pid, port, stop };
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await stop();
@@ -122,13 +137,38 @@ export async function startTarget(
   throw new Error(`${server} did not become ready on port ${port}: ${tail.join(" | ")}`);
 }
 
-/** Sluice: the health check answers OK; the ceiling: it printed that it listens (Redis subscribed). */
-async function isReady(server: ServerKind, port: number, log: string): Promise<boolean> {
+/** SIGTERM, then SIGKILL (calling `onKill`) if the child has not exited by the deadline. */
+async function stopChild(child: Deno.ChildProcess, onKill: () => void): Promise<void> {
+  const kill = (signal: Deno.Signal) => {
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+  };
+  kill("SIGTERM");
+  const late = setTimeout(() => {
+    onKill();
+    kill("SIGKILL");
+  }, STOP_DEADLINE_MS);
+  await child.status;
+  clearTimeout(late);
+}
+
+/**
+ * Sluice: the health check answers OK (`whole`: the readiness check of every
+ * worker does); the ceiling: it printed that it listens (Redis subscribed).
+ */
+async function isReady(
+  server: ServerKind,
+  port: number,
+  log: string,
+  whole: boolean,
+): Promise<boolean> {
   if (server === "ceiling") {
     return (await Deno.readTextFile(log).catch(() => "")).includes("ceiling listening");
   }
   try {
-    const response = await fetch(`http://127.0.0.1:${port}/api/v1/streaming/health`);
+    const path = whole ? "health/ready" : "health";
+    const response = await fetch(`http://127.0.0.1:${port}/api/v1/streaming/${path}`);
     return (await response.text()) === "OK";
   } catch {
     return false;

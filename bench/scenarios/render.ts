@@ -76,8 +76,9 @@ function machineTable(origins: readonly RunOrigin[], merged: boolean): string[] 
 function renderSetup(results: ScenarioResults): string[] {
   const c = results.commands;
   const pinning = results.pinned
-    ? "The server under test (Sluice or the ceiling) runs alone on core 0; the load generator, " +
-      "redis-server and PostgreSQL share core 1 (`taskset`)."
+    ? "The server under test (Sluice as one worker thread, `SLUICE_WORKERS=1`, or the ceiling) " +
+      "runs alone on core 0; the load generator, redis-server and PostgreSQL share core 1 " +
+      "(`taskset`). Case g alone lets Sluice use every core and sets `SLUICE_WORKERS` itself."
     : "**`taskset` was not found: nothing is pinned**, the server, the load generator, Redis and " +
       "PostgreSQL share both cores, so the figures mix their CPU use.";
   return [

@@ -9,10 +9,12 @@
  * @module
  */
 import type { LoadReport } from "../loadgen/report.ts";
+import type { InstanceFigures } from "./samplers.ts";
+import type { ThreadWindow } from "./threads.ts";
 
 /** The two servers under test. */
 export type ServerKind = "sluice" | "ceiling";
-/** The letter of a standard case (bench/scenarios/cases.ts): "a" to "f". */
+/** The letter of a standard case (bench/scenarios/cases.ts): "a" to "g". */
 export type CaseId = string;
 
 /** One load generator run against a fresh server process. */
@@ -44,6 +46,10 @@ export interface RunRecord {
   subscriber: { maxOutputBytes: number; connections: number } | null;
   /** Server RSS sampled during publishing (case f): max of the first and of the second half. */
   rssHalves?: { first: number; second: number } | null;
+  /** CPU time of each server thread over publishing and the drain (case g). */
+  threads?: ThreadWindow | null;
+  /** Workers, clients per worker and PostgreSQL connections of the server (case g). */
+  instance?: InstanceFigures | null;
 }
 
 /** The machine the figures come from. */

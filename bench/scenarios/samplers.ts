@@ -2,7 +2,9 @@
  * What the scenario runner (bench/scenarios.ts) watches while a load
  * generator runs: the load generator's phases from its progress lines, the
  * server's RSS from /proc, and the server's Redis subscriber from
- * `CLIENT LIST` (its output buffer, and whether Redis dropped it).
+ * `CLIENT LIST` (its output buffer, and whether Redis dropped it), and (case g)
+ * what a Sluice of several workers says about itself in /metrics and how many
+ * PostgreSQL backends it holds.
  *
  * @module
  */
@@ -90,6 +92,86 @@ export function watchSubscriber(redisPort: number): { stop(): Promise<RunRecord[
       clearInterval(timer);
       await sample();
       return samples === 0 ? null : { maxOutputBytes, connections: ids.size };
+    },
+  };
+}
+
+/** What a multi-worker Sluice said about itself during a run (case g). */
+export interface InstanceFigures {
+  /** `sluice_workers` (absent from a single worker's /metrics: then 1). */
+  workers: number;
+  /** `sluice_worker_connected_clients` per worker at the scrape with the most clients. */
+  clientsPerWorker: Record<string, number>;
+  /** The largest `pg_pool_total_connections` scraped. */
+  pgPoolConnections: number | null;
+  /** The most backends `pg_stat_activity` showed for the database (ours excluded). */
+  pgBackends: number | null;
+}
+
+/** Reads a /metrics text: worker count, connected clients (all types; per worker when given), pool size. */
+export function parseInstanceMetrics(text: string): {
+  workers: number | null;
+  connected: number | null;
+  perWorker: Record<string, number>;
+  pgPool: number | null;
+} {
+  const found = { workers: null, connected: null, perWorker: {}, pgPool: null } as ReturnType<
+    typeof parseInstanceMetrics
+  >;
+  for (const line of text.split("\n")) {
+    const match = /^(\w+)(?:\{([^}]*)\})?\s+(\S+)$/.exec(line.trim());
+    if (!match) continue;
+    const [, name, labels, raw] = match;
+    const value = Number(raw);
+    if (name === "sluice_workers") found.workers = value;
+    else if (name === "connected_clients") found.connected = (found.connected ?? 0) + value;
+    else if (name === "pg_pool_total_connections") found.pgPool = value;
+    else if (name === "sluice_worker_connected_clients") {
+      const worker = /worker="([^"]*)"/.exec(labels ?? "")?.[1];
+      if (worker !== undefined) found.perWorker[worker] = value;
+    }
+  }
+  return found;
+}
+
+/**
+ * Scrapes Sluice's /metrics on `port` and counts the database's backends
+ * (`backends()`) every second while a run goes on.
+ */
+export function watchInstance(
+  port: number,
+  backends: () => Promise<number | undefined>,
+): { stop(): Promise<InstanceFigures> } {
+  const figures: InstanceFigures = {
+    workers: 1,
+    clientsPerWorker: {},
+    pgPoolConnections: null,
+    pgBackends: null,
+  };
+  let most = -1;
+  const max = (a: number | null, b: number | null | undefined) =>
+    b === null || b === undefined ? a : Math.max(a ?? b, b);
+  const sample = async () => {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())
+      .catch(() => "");
+    const m = parseInstanceMetrics(text);
+    if (m.workers !== null) figures.workers = m.workers;
+    const clients = Object.values(m.perWorker).reduce((sum, n) => sum + n, 0);
+    const total = Object.keys(m.perWorker).length ? clients : m.connected ?? -1;
+    if (total > most) {
+      most = total;
+      figures.clientsPerWorker = Object.keys(m.perWorker).length ? m.perWorker : { "1": total };
+    }
+    figures.pgPoolConnections = max(figures.pgPoolConnections, m.pgPool);
+    figures.pgBackends = max(figures.pgBackends, await backends());
+  };
+  let pending: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => pending = sample(), 1000);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await pending;
+      return figures;
     },
   };
 }

@@ -544,6 +544,7 @@ Deno.test("runLoad publishes through a real Redis to a subscribed server whose S
     assert.equal(report.publishing?.minReceivers, 1, "Redis had the ceiling subscribed");
     // A client records each message's marker once, so 60 means all 10 reached each of the 6.
     assert.deepEqual([report.deliveries.expected, report.deliveries.delivered], [60, 60]);
+    assert.deepEqual(report.deliveries.perClient, { short: 0, fewest: 10 }, "counted per client");
     assert.equal(report.latencyMs.samples, 60);
     assert.equal(report.disconnects.total, 0);
   } finally {

@@ -264,7 +264,7 @@ Deno.test("shellJoin quotes only what the shell would misread", () => {
 
 Deno.test("parseCli: cases, quick, out and json", () => {
   assert.deepEqual(parseCli([]), {
-    cases: ["a", "b", "c", "d", "e", "f"],
+    cases: ["a", "b", "c", "d", "e", "f", "g"],
     quick: false,
     out: "bench/RESULTS.md",
     json: undefined,
@@ -436,7 +436,7 @@ Deno.test("slowCaseRate leaves headroom for the normal and the slow clients toge
 
 Deno.test("every registered case has its own letter, runs in registry order and renders its own section", () => {
   const ids = CASES.map((c) => c.id);
-  assert.deepEqual(ids, ["a", "b", "c", "d", "e", "f"]);
+  assert.deepEqual(ids, ["a", "b", "c", "d", "e", "f", "g"]);
   assert.deepEqual((parseCli([]) as { cases: string[] }).cases, ids);
   const all = sampleRuns();
   const r = results(all);
