@@ -33,6 +33,18 @@ function one(text: string, name: string, labels = ""): number {
   return value!;
 }
 
+/** Asks readiness until it is 200 (the instance becomes ready by itself); fails after `ms`. */
+async function readyWithin(url: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const response = await fetch(url);
+    const body = await response.text();
+    if (response.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`not ready after ${ms} ms: ${body}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 async function scrape(port: number): Promise<string> {
   const response = await fetch(`http://127.0.0.1:${port}/metrics`);
   assert.equal(response.status, 200);
@@ -372,7 +384,8 @@ Deno.test("A worker that dies is restarted and logged; its clients are cut and r
     });
     await again.contains(":)");
     await logs.find((r) => /Worker 2 is serving again/.test(String(r.msg)), "the restart");
-    assert.equal((await fetch(`${base}/api/v1/streaming/health/ready`)).status, 200);
+    // Serving is not ready yet: the new worker may still be connecting to Redis.
+    await readyWithin(`${base}/api/v1/streaming/health/ready`, 10_000);
     const text = await scrape(port);
     assert.equal(one(text, "sluice_workers"), 2);
     assert.equal(one(text, "sluice_worker_restarts_total"), 1);
