@@ -42,6 +42,11 @@ export interface PostgresServerOptions {
   seed?: boolean;
   /** Serve TLS (`ssl=on`) with this certificate. */
   tls?: PostgresTlsFiles;
+  /**
+   * Require this password over TCP (scram-sha-256); the unix socket in
+   * `socketDir` stays open without one, for `query()`.
+   */
+  password?: string;
 }
 
 /** PEM files for a server with TLS; they are copied into the server's directory. */
@@ -73,6 +78,7 @@ export async function startPostgresServer(
     await server.initialise(
       options.seed ?? true,
       options.tls && await copyTls(options.tls, dir, runAs.owner),
+      options.password && await writePasswordFile(options.password, dir, runAs.owner),
     );
   } catch (error) {
     await server.stop();
@@ -131,9 +137,12 @@ class ThrowawayPostgres implements PostgresServer {
     return `postgres://${USER}@127.0.0.1:${this.port}/${DATABASE}`;
   }
 
-  async initialise(seed: boolean, tls?: CopiedTls): Promise<void> {
+  async initialise(seed: boolean, tls?: CopiedTls, passwordFile?: string): Promise<void> {
+    const auth = passwordFile === undefined
+      ? ["-A", "trust"]
+      : ["--auth-local=trust", "--auth-host=scram-sha-256", `--pwfile=${passwordFile}`];
     await run(this.#command(`${this.#binDir}/initdb`, [
-      ...["-D", this.#dataDir, "-A", "trust", "-U", USER, "-E", "UTF8"],
+      ...["-D", this.#dataDir, ...auth, "-U", USER, "-E", "UTF8"],
       ...["--no-locale", "--no-sync", "--no-instructions"],
     ]));
     if (tls !== undefined) {
@@ -356,6 +365,18 @@ async function copyTls(
     if (owner) await Deno.chown(to, ...owner);
   }
   return copied;
+}
+
+/** Writes the superuser's password for `initdb --pwfile` into `dir`, readable by the server only. */
+async function writePasswordFile(
+  password: string,
+  dir: string,
+  owner?: [number, number],
+): Promise<string> {
+  const file = `${dir}/password`;
+  await Deno.writeTextFile(file, password + "\n", { mode: 0o600 });
+  if (owner) await Deno.chown(file, ...owner);
+  return file;
 }
 
 /** Turns pg_hba.conf's TCP lines (`host`) into TLS-only ones (`hostssl`). */

@@ -15,8 +15,11 @@ export interface RedisServer {
   url: string;
   /** Stops the server (SIGTERM) and waits for it to exit. */
   stop(): Promise<void>;
-  /** Stops the server, keeping its port, until `restart()`; for outage tests. */
-  halt(): Promise<void>;
+  /**
+   * Stops the server, keeping its port, until `restart()`; for outage tests.
+   * `SIGKILL` makes it a crash: no goodbye to clients.
+   */
+  halt(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** Stops the server (unless halted) and starts it again, empty, on the same port. */
   restart(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -72,10 +75,10 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       }
     }
   }
-  const halt = async () => {
+  const halt = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
     const current = running;
     running = undefined;
-    if (current !== undefined) await current.stop();
+    if (current !== undefined) await current.stop(signal);
   };
   const stop = async () => {
     await halt();
@@ -85,7 +88,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     port,
     url: `${options.tls ? "rediss" : "redis"}://127.0.0.1:${port}`,
     stop,
-    halt,
+    halt: (signal) => halt(signal),
     async restart() {
       await halt();
       running = await spawn(args, port, caCerts);
@@ -95,7 +98,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 }
 
 interface Running {
-  stop(): Promise<void>;
+  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
 }
 
 /** The `--requirepass` value among redis-server arguments, if any. */
@@ -131,9 +134,9 @@ async function spawn(args: string[], port: number, caCerts?: string[]): Promise<
     );
   }
   const stderr = new Response(child.stderr).text();
-  const stop = async () => {
+  const stop = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
     try {
-      child.kill("SIGTERM");
+      child.kill(signal);
     } catch {
       // already exited
     }

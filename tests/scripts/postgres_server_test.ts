@@ -74,6 +74,23 @@ Deno.test("node-postgres reaches the server through the unix socket, as producti
   }
 });
 
+Deno.test("with a password, TCP clients must give it; the unix socket needs none", async () => {
+  await using server = await startPostgresServer({ password: "pg pass#1" });
+  const { host, port, user, database } = server;
+  const connect = async (password?: string) => {
+    const client = new pg.Client({ host, port, user, database, password });
+    try {
+      await client.connect();
+      return (await client.query("SELECT 1 AS one")).rows[0].one;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+  assert.equal(await connect("pg pass#1"), 1);
+  await assert.rejects(connect("wrong"), /password authentication failed/);
+  assert.equal(await server.query("SELECT count(*) FROM lists"), "2");
+});
+
 Deno.test("query() changes data and reports SQL errors", async () => {
   await using server = await startPostgresServer();
   await server.query("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = 1");
