@@ -1,7 +1,8 @@
 /**
  * Every open connection of the instance, SSE and WebSocket: opening an SSE
- * stream for a resolved subscription, accepting a WebSocket upgrade, the
- * shared SSE heartbeat, and ending them all at shutdown. It builds the one
+ * stream for a resolved subscription, accepting a WebSocket upgrade, putting
+ * each SSE stream on the heartbeat wheel (its own 15 s phase, `heartbeat.ts`),
+ * and ending them all at shutdown. It builds the one
  * {@link ClientContext} connections share, so no other module hands its own
  * options to a client. clients.ts never parses requests and never talks to
  * PostgreSQL.
@@ -11,6 +12,7 @@
 import type { Access, ResolvedStream } from "./access.ts";
 import type { Viewer } from "./auth.ts";
 import type { ClientContext } from "./client.ts";
+import { HeartbeatWheel } from "./heartbeat.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -31,6 +33,7 @@ export interface ClientsOptions {
   log: Logger;
   /** Queued bytes after which a client is cut off (SLUICE_CLIENT_QUEUE_BYTES). */
   clientQueueBytes: number;
+  /** SSE heartbeat period, each stream on its own phase (15 s). */
   heartbeatMs?: number;
   wsIdleTimeoutSeconds?: number;
   /** How long a closing WebSocket may take before its connection is dropped. */
@@ -39,12 +42,12 @@ export interface ClientsOptions {
 
 /** The open SSE streams and WebSocket sessions, and how new ones start. */
 export class Clients {
-  readonly #streams = new Set<SseClient>();
+  /** The open SSE streams, each on its own heartbeat phase. */
+  readonly #streams: HeartbeatWheel<SseClient>;
   readonly #sessions = new Set<WebSocketSession>();
   readonly #context: ClientContext;
   /** What every WebSocket upgrade shares (context, timings, the session set's hooks). */
   readonly #upgrade: UpgradeOptions;
-  readonly #heartbeat: ReturnType<typeof setInterval>;
   /** One callback for every SSE stream that ends, not a closure per stream. */
   readonly #streamEnded = (client: SseClient) => this.#streams.delete(client);
 
@@ -58,9 +61,7 @@ export class Clients {
       opened: (session) => this.#sessions.add(session),
       closed: (session) => this.#sessions.delete(session),
     };
-    this.#heartbeat = setInterval(() => {
-      for (const stream of this.#streams) stream.heartbeat();
-    }, options.heartbeatMs ?? HEARTBEAT_MS);
+    this.#streams = new HeartbeatWheel(options.heartbeatMs ?? HEARTBEAT_MS);
   }
 
   /** Open SSE streams plus WebSocket sessions. */
@@ -102,9 +103,14 @@ export class Clients {
     for (const stream of [...this.#streams]) stream.end();
   }
 
+  /** Open SSE streams (each on the heartbeat wheel). */
+  get streams(): number {
+    return this.#streams.size;
+  }
+
   /** Stops the heartbeat timer. */
   close(): void {
-    clearInterval(this.#heartbeat);
+    this.#streams.close();
   }
 
   [Symbol.dispose](): void {

@@ -23,7 +23,7 @@ Deno.test("An SSE body starts with :) and carries shared event bytes", async () 
   client.transmit(event);
   client.heartbeat();
   client.end();
-  assert.equal(await readAll(client.body), ":)\nevent: delete\ndata: 1\n\n:thump\n\n");
+  assert.equal(await readAll(client.body), ":)\nevent: delete\ndata: 1\n\n:thump\n");
 });
 
 Deno.test("An SSE client that does not read is ended when its queue overflows", async () => {
