@@ -143,6 +143,11 @@ export abstract class Client {
     return this.#closed;
   }
 
+  /** How many stream subscriptions the connection holds. */
+  get subscriptionCount(): number {
+    return this.#subscriptions.length;
+  }
+
   /** Whether a subscription with this key exists. */
   isSubscribed(key: string): boolean {
     return this.#subscriptions.some((s) => s.stream.key === key);

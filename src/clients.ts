@@ -12,12 +12,13 @@
 import type { Access, ResolvedStream } from "./access.ts";
 import type { Viewer } from "./auth.ts";
 import type { ClientContext } from "./client.ts";
+import { DEFAULT_LIMITS } from "./config.ts";
 import { HeartbeatWheel } from "./heartbeat.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { SseClient } from "./sse.ts";
-import type { WebSocketSession } from "./websocket.ts";
+import type { SessionContext, WebSocketSession } from "./websocket.ts";
 import { acceptWebSocket, type UpgradeOptions } from "./websocket_upgrade.ts";
 
 /** Mastodon's SSE heartbeat period. */
@@ -33,6 +34,8 @@ export interface ClientsOptions {
   log: Logger;
   /** Queued bytes after which a client is cut off (SLUICE_CLIENT_QUEUE_BYTES). */
   clientQueueBytes: number;
+  /** Per-WebSocket limits (default {@link DEFAULT_LIMITS}). */
+  limits?: SessionContext["limits"];
   /** SSE heartbeat period, each stream on its own phase (15 s). */
   heartbeatMs?: number;
   wsIdleTimeoutSeconds?: number;
@@ -55,7 +58,7 @@ export class Clients {
     const { hub, metrics, clientQueueBytes, access, log } = options;
     this.#context = { hub, metrics, clientQueueBytes };
     this.#upgrade = {
-      context: { ...this.#context, access, log },
+      context: { ...this.#context, access, log, limits: options.limits ?? DEFAULT_LIMITS },
       idleTimeoutSeconds: options.wsIdleTimeoutSeconds ?? WS_IDLE_TIMEOUT_SECONDS,
       closeGraceMs: options.wsCloseGraceMs,
       opened: (session) => this.#sessions.add(session),

@@ -213,7 +213,13 @@ export class Supervisor {
       ...this.#config,
       postgres: { ...this.#config.postgres, max: this.#plan.pools[slot.number - 1] },
     };
-    this.#post(slot, { type: "start", worker: slot.number, config, reusePort: this.count > 1 });
+    this.#post(slot, {
+      type: "start",
+      worker: slot.number,
+      workers: this.count,
+      config,
+      reusePort: this.count > 1,
+    });
   }
 
   #onMessage(slot: Slot, message: FromWorker): void {
