@@ -16,7 +16,7 @@ import {
   deepFreeze,
   defined,
   integer,
-  NON_NEGATIVE,
+  NON_NEGATIVE, // SLUICE_MAX_CONNECTIONS_PER_IP may be 0 (off)
   nonEmpty,
   PORT,
   POSITIVE,
