@@ -9,6 +9,7 @@
  * @module
  */
 import { Access } from "./src/access.ts";
+import { AddressLimit } from "./src/address_limit.ts";
 import { Authenticator } from "./src/auth.ts";
 import { Clients } from "./src/clients.ts";
 import {
@@ -72,6 +73,8 @@ export interface AsWorker {
   link?: WorkerLink;
   /** Share the address with the other workers (`SO_REUSEPORT`). */
   reusePort?: boolean;
+  /** How many workers the instance runs: each allows its share of SLUICE_MAX_CONNECTIONS_PER_IP. */
+  workers?: number;
 }
 
 /** Starts every part of Sluice for a parsed configuration. */
@@ -119,6 +122,7 @@ export function start(
     clientQueueBytes: config.clientQueueBytes,
     queueBudgetBytes: config.queueBudgetBytes,
     stallMs: timings.stallMs,
+    limits: config.limits,
     heartbeatMs: timings.heartbeatMs,
     wsIdleTimeoutSeconds: timings.wsIdleTimeoutSeconds,
     wsCloseGraceMs: timings.wsCloseGraceMs,
@@ -139,6 +143,12 @@ export function start(
     log, // request records in pino-http's shape, without a module field
     trustProxy: compileTrust(config.trustedProxyIp),
     ready: link ? instanceReady(link) : ready,
+    addressLimit: new AddressLimit({
+      limit: config.limits.connectionsPerIp,
+      workers: asWorker.workers,
+      refusals: metrics.limitRefusals.series({ limit: "connections_per_ip" }),
+      log: log.child({ module: "limits" }),
+    }),
   });
   const server = startServer({
     listen: config.listen,

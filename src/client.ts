@@ -151,6 +151,11 @@ export abstract class Client implements Queued {
     return this.#closed;
   }
 
+  /** How many stream subscriptions the connection holds. */
+  get subscriptionCount(): number {
+    return this.#subscriptions.length;
+  }
+
   /** Whether a subscription with this key exists. */
   isSubscribed(key: string): boolean {
     return this.#subscriptions.some((s) => s.stream.key === key);

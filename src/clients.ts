@@ -1,7 +1,8 @@
 /**
  * Every open connection of the instance, SSE and WebSocket: opening an SSE
- * stream for a resolved subscription, accepting a WebSocket upgrade, the
- * shared SSE heartbeat, and ending them all at shutdown. It builds the one
+ * stream for a resolved subscription, accepting a WebSocket upgrade, putting
+ * each SSE stream on the heartbeat wheel (its own 15 s phase, `heartbeat.ts`),
+ * and ending them all at shutdown. It builds the one
  * {@link ClientContext} connections share, so no other module hands its own
  * options to a client. clients.ts never parses requests and never talks to
  * PostgreSQL.
@@ -11,11 +12,13 @@
 import type { Access, ResolvedStream } from "./access.ts";
 import type { Viewer } from "./auth.ts";
 import type { ClientContext } from "./client.ts";
+import { DEFAULT_LIMITS } from "./config.ts";
+import { HeartbeatWheel } from "./heartbeat.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { SseClient } from "./sse.ts";
-import type { WebSocketSession } from "./websocket.ts";
+import type { SessionContext, WebSocketSession } from "./websocket.ts";
 import { acceptWebSocket, type UpgradeOptions } from "./websocket_upgrade.ts";
 import { QueueWatch } from "./_queue_watch.ts";
 
@@ -36,6 +39,9 @@ export interface ClientsOptions {
   queueBudgetBytes: number;
   /** How long bytes may wait without any reaching the socket (10 s). */
   stallMs?: number;
+  /** Per-WebSocket limits (default {@link DEFAULT_LIMITS}). */
+  limits?: SessionContext["limits"];
+  /** SSE heartbeat period, each stream on its own phase (15 s). */
   heartbeatMs?: number;
   wsIdleTimeoutSeconds?: number;
   /** How long a closing WebSocket may take before its connection is dropped. */
@@ -44,12 +50,12 @@ export interface ClientsOptions {
 
 /** The open SSE streams and WebSocket sessions, and how new ones start. */
 export class Clients {
-  readonly #streams = new Set<SseClient>();
+  /** The open SSE streams, each on its own heartbeat phase. */
+  readonly #streams: HeartbeatWheel<SseClient>;
   readonly #sessions = new Set<WebSocketSession>();
   readonly #context: ClientContext;
   /** What every WebSocket upgrade shares (context, timings, the session set's hooks). */
   readonly #upgrade: UpgradeOptions;
-  readonly #heartbeat: ReturnType<typeof setInterval>;
   /** One callback for every SSE stream that ends, not a closure per stream. */
   readonly #streamEnded = (client: SseClient) => this.#streams.delete(client);
 
@@ -62,15 +68,13 @@ export class Clients {
     });
     this.#context = { hub, metrics, clientQueueBytes, queues };
     this.#upgrade = {
-      context: { ...this.#context, access, log },
+      context: { ...this.#context, access, log, limits: options.limits ?? DEFAULT_LIMITS },
       idleTimeoutSeconds: options.wsIdleTimeoutSeconds ?? WS_IDLE_TIMEOUT_SECONDS,
       closeGraceMs: options.wsCloseGraceMs,
       opened: (session) => this.#sessions.add(session),
       closed: (session) => this.#sessions.delete(session),
     };
-    this.#heartbeat = setInterval(() => {
-      for (const stream of this.#streams) stream.heartbeat();
-    }, options.heartbeatMs ?? HEARTBEAT_MS);
+    this.#streams = new HeartbeatWheel(options.heartbeatMs ?? HEARTBEAT_MS);
   }
 
   /** Open SSE streams plus WebSocket sessions. */
@@ -112,9 +116,14 @@ export class Clients {
     for (const stream of [...this.#streams]) stream.end();
   }
 
+  /** Open SSE streams (each on the heartbeat wheel). */
+  get streams(): number {
+    return this.#streams.size;
+  }
+
   /** Stops the heartbeat timer and the queue watch. */
   close(): void {
-    clearInterval(this.#heartbeat);
+    this.#streams.close();
     this.#context.queues.close();
   }
 

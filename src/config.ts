@@ -16,6 +16,7 @@ import {
   deepFreeze,
   defined,
   integer,
+  NON_NEGATIVE, // SLUICE_MAX_CONNECTIONS_PER_IP may be 0 (off)
   nonEmpty,
   PORT,
   POSITIVE,
@@ -58,6 +59,8 @@ export interface Config {
   queueBudgetBytes: number;
   /** SLUICE_SHUTDOWN_TIMEOUT_MS: how long graceful shutdown may take. */
   shutdownTimeoutMs: number;
+  /** The abuse limits (SLUICE_MAX_*). */
+  limits: Limits;
   /** SLUICE_WORKERS: JavaScript threads serving clients, or "auto" (one per CPU the process may use). */
   workers: number | "auto";
   /** Names of obsolete variables that were set (logged once, otherwise ignored). */
@@ -67,6 +70,23 @@ export interface Config {
   /** Other files the variables name and `parseConfig` read (DATABASE_URL's certificates). */
   files?: string[];
 }
+
+/** Limits on what one client may hold or send; each refusal is answered as Mastodon answers errors. */
+export interface Limits {
+  /** SLUICE_MAX_SUBSCRIPTIONS_PER_WEBSOCKET: stream subscriptions one WebSocket may hold. */
+  subscriptionsPerWebSocket: number;
+  /** SLUICE_MAX_WEBSOCKET_MESSAGE_BYTES: the largest client message; a larger one closes with 1009. */
+  webSocketMessageBytes: number;
+  /** SLUICE_MAX_CONNECTIONS_PER_IP: open streams and WebSockets per client address, 0 for no limit. */
+  connectionsPerIp: number;
+}
+
+/** The limits' defaults: far above what any known client does. */
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  subscriptionsPerWebSocket: 1000,
+  webSocketMessageBytes: 65536,
+  connectionsPerIp: 0,
+});
 
 /** Every variable `parseConfig` reads, for `--allow-env=…`. */
 export const VARIABLES: readonly string[] = Object.freeze([
@@ -102,6 +122,9 @@ export const VARIABLES: readonly string[] = Object.freeze([
   "SLUICE_QUEUE_BUDGET_BYTES",
   "SLUICE_SHUTDOWN_TIMEOUT_MS",
   "SLUICE_WORKERS",
+  "SLUICE_MAX_SUBSCRIPTIONS_PER_WEBSOCKET",
+  "SLUICE_MAX_WEBSOCKET_MESSAGE_BYTES",
+  "SLUICE_MAX_CONNECTIONS_PER_IP",
   "STREAMING_CLUSTER_NUM",
   "LIMITED_FEDERATION_MODE",
   "WHITELIST_MODE",
@@ -146,6 +169,7 @@ export function parseConfig(get: Getter, options: ParseOptions = {}): Readonly<C
     clientQueueBytes: integer(get, "SLUICE_CLIENT_QUEUE_BYTES", 1048576, POSITIVE),
     queueBudgetBytes: integer(get, "SLUICE_QUEUE_BUDGET_BYTES", 1073741824, POSITIVE),
     shutdownTimeoutMs: integer(get, "SLUICE_SHUTDOWN_TIMEOUT_MS", 10000, TIMER),
+    limits: limits(get),
     workers: workers(get),
     ignoredVariables: OBSOLETE.filter((name) => nonEmpty(get, name) !== undefined),
     files: files.length === 0 ? undefined : files,
@@ -167,6 +191,31 @@ function trustedProxyIp(get: Getter): string[] {
     throw err;
   }
   return entries;
+}
+
+/** The SLUICE_MAX_* variables, each defaulting to {@link DEFAULT_LIMITS}. */
+function limits(get: Getter): Limits {
+  const d = DEFAULT_LIMITS;
+  return {
+    subscriptionsPerWebSocket: integer(
+      get,
+      "SLUICE_MAX_SUBSCRIPTIONS_PER_WEBSOCKET",
+      d.subscriptionsPerWebSocket,
+      POSITIVE,
+    ),
+    webSocketMessageBytes: integer(
+      get,
+      "SLUICE_MAX_WEBSOCKET_MESSAGE_BYTES",
+      d.webSocketMessageBytes,
+      POSITIVE,
+    ),
+    connectionsPerIp: integer(
+      get,
+      "SLUICE_MAX_CONNECTIONS_PER_IP",
+      d.connectionsPerIp,
+      NON_NEGATIVE,
+    ),
+  };
 }
 
 /** SLUICE_WORKERS: "auto" (the default) or an integer from 1 to 256. */

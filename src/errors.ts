@@ -19,6 +19,12 @@ export class AuthenticationError extends Error {
   readonly status = 401;
 }
 
+/** A limit of SLUICE_MAX_* was reached (429); the message names what was refused. */
+export class LimitError extends Error {
+  override name = "LimitError";
+  readonly status = 429;
+}
+
 /** A configuration value that cannot be used; start-up stops with its one-line message. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -29,7 +35,9 @@ export const UNEXPECTED_ERROR = "An unexpected error occurred";
 
 /** The status and client-visible message for any thrown value. */
 export function describeError(err: unknown): { status: number; message: string } {
-  if (err instanceof RequestError || err instanceof AuthenticationError) {
+  if (
+    err instanceof RequestError || err instanceof AuthenticationError || err instanceof LimitError
+  ) {
     return { status: err.status, message: err.message };
   }
   return { status: 500, message: UNEXPECTED_ERROR };

@@ -166,6 +166,8 @@ const HELP: Readonly<Record<string, string>> = {
     "Sum of seconds from Redis message arrival to hand-off to the client socket",
   sluice_delivery_latency_seconds_count:
     "Deliveries counted in sluice_delivery_latency_seconds_sum",
+  sluice_limit_refusals_total:
+    "Requests, subscriptions and messages refused by a SLUICE_MAX_* limit, by limit",
   sluice_accept_errors_total:
     "Times a listener failed (e.g. too many open files) and was opened again; open streams went on",
   sluice_workers: "Worker threads serving clients and answering (SLUICE_WORKERS)",
@@ -199,6 +201,12 @@ const BY_TYPE = each("type", TYPES);
 const BY_TYPE_AND_CHANNEL = TYPES.flatMap((type) => CHANNELS.map((channel) => ({ type, channel })));
 const MALFORMED = each("reason", ["invalid_json", "not_an_object", "bad_event_name"]);
 const CUTS = each("reason", ["stalled", "behind", "budget", "cap"]);
+/** The `limit` label of sluice_limit_refusals_total: one per SLUICE_MAX_* variable. */
+export const LIMITS = [
+  "subscriptions_per_websocket",
+  "websocket_message_bytes",
+  "connections_per_ip",
+];
 const PURPOSES = each("purpose", ["token", "list", "feed_access"]);
 const DROPS = each("reason", [
   "feed_access",
@@ -233,6 +241,7 @@ export class Metrics {
   readonly websocketAborts = counter("sluice_websocket_aborted_total");
   readonly backlogDrops = counter("sluice_backlog_dropped_total");
   readonly acceptErrors = counter("sluice_accept_errors_total");
+  readonly limitRefusals = counter("sluice_limit_refusals_total", each("limit", LIMITS));
   readonly deliveryLatency = counter("sluice_delivery_latency_seconds_sum");
   readonly deliveries = counter("sluice_delivery_latency_seconds_count");
   readonly #process: ProcessMetrics;

@@ -2,7 +2,8 @@
  * The HTTP surface as one plain `(Request, info?) => Promise<Response>` built
  * from a route table: every route is a row (a matcher and a top-level
  * handler), tried in order, from CORS preflight and WebSocket upgrades on any
- * path to the SSE stream paths with Mastodon's error statuses and messages.
+ * path to the SSE stream paths with Mastodon's error statuses and messages,
+ * and the per-address connection limit checked before any database work.
  * Every failure is answered by {@link errorResponse}; every request gets its
  * one request-log record (at once, or when its stream closes). router.ts
  * never calls `Deno.serve` and never holds a connection.
@@ -10,6 +11,7 @@
  * @module
  */
 import type { Access } from "./access.ts";
+import type { AddressLimit, Release } from "./address_limit.ts";
 import { type Authenticator, findToken } from "./auth.ts";
 import type { Clients } from "./clients.ts";
 import { describeError } from "./errors.ts";
@@ -33,6 +35,8 @@ export interface RouterOptions {
   trustProxy: TrustProxy;
   /** Resolves when Redis and PostgreSQL are usable; throws with a reason otherwise. */
   ready: () => Promise<void>;
+  /** SLUICE_MAX_CONNECTIONS_PER_IP; without it connections are not counted. */
+  addressLimit?: Pick<AddressLimit, "admit">;
 }
 
 /** One request as the handlers see it. */
@@ -159,31 +163,71 @@ async function metrics({ options, requestId }: Exchange): Promise<Response> {
   });
 }
 
-/** An SSE stream path: channel, token, method, access, then the stream itself. */
-async function stream(exchange: Exchange): Promise<Response> {
-  const { request, url, requestId, options } = exchange;
+/**
+ * Counts a stream or WebSocket against its address's limit (throws a 429
+ * when it is reached), then runs `open`, which hands `release` to the
+ * connection; if `open` fails, the count ends at once.
+ */
+async function admitted(
+  exchange: Exchange,
+  open: (release: Release) => Promise<Response>,
+): Promise<Response> {
+  const release = exchange.options.addressLimit?.admit(exchange.record.req.remoteAddress);
+  if (release === undefined) return open(() => {});
+  try {
+    return await open(release);
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** A closed-stream callback that ends the address count before writing the request record. */
+function releasing(release: Release, closed: (code?: number) => void): (code?: number) => void {
+  return (code) => {
+    release();
+    closed(code);
+  };
+}
+
+/** An SSE stream path: channel, address limit, token, method, access, then the stream. */
+function stream(exchange: Exchange): Promise<Response> {
+  const { url, requestId } = exchange;
   const name = streamFromPath(url.pathname, url.searchParams);
-  if (name === undefined) return errorResponse(400, "Unknown channel requested", requestId);
+  if (name === undefined) {
+    return Promise.resolve(errorResponse(400, "Unknown channel requested", requestId));
+  }
+  return admitted(exchange, (release) => openStream(exchange, name, release));
+}
+
+async function openStream(exchange: Exchange, name: string, release: Release): Promise<Response> {
+  const { request, url, requestId, options } = exchange;
   const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
   if (!READ.includes(request.method)) return errorResponse(404, "Not found", requestId);
   const resolved = await options.access.resolve(viewer, name, queryParams(url.searchParams));
-  const body = request.method === "HEAD"
-    ? null
-    : options.clients.openStream(viewer, resolved, exchange.record.untilClosed(200));
+  if (request.method === "HEAD") {
+    release();
+    return new Response(null, { headers: sseHeaders(requestId) });
+  }
+  const closed = releasing(release, exchange.record.untilClosed(200));
+  const body = options.clients.openStream(viewer, resolved, closed);
   return new Response(body, { headers: sseHeaders(requestId) });
 }
 
-/** A WebSocket upgrade on any path: authenticate, then hand the socket to the clients. */
-async function upgrade(exchange: Exchange): Promise<Response> {
-  const { request, url, requestId, options } = exchange;
-  const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
-  const closed = exchange.record.untilClosed(101);
-  try {
-    return options.clients.acceptWebSocket(request, viewer, requestId, closed);
-  } catch {
-    exchange.record.write({ status: 400 });
-    return new Response("Bad WebSocket upgrade request", { status: 400 });
-  }
+/** A WebSocket upgrade on any path: address limit, token, then the socket goes to the clients. */
+function upgrade(exchange: Exchange): Promise<Response> {
+  return admitted(exchange, async (release) => {
+    const { request, url, requestId, options } = exchange;
+    const viewer = await options.auth.authenticate(findToken(request.headers, url.searchParams));
+    const closed = releasing(release, exchange.record.untilClosed(101));
+    try {
+      return options.clients.acceptWebSocket(request, viewer, requestId, closed);
+    } catch {
+      release();
+      exchange.record.write({ status: 400 });
+      return new Response("Bad WebSocket upgrade request", { status: 400 });
+    }
+  });
 }
 
 /** Mastodon answers a refused upgrade with a bare status and the message in a header. */

@@ -1,8 +1,9 @@
 /**
  * EventSource responses: a `ReadableStream` per client that starts with
  * `:)\n`, carries shared event bytes and heartbeats, and is ended by `kill`,
- * by an overflowing queue or by shutdown. The heartbeat timer and the set of
- * open streams belong to `clients.ts`. sse.ts never parses Redis messages.
+ * by an overflowing queue or by shutdown. When heartbeats are due is decided
+ * by `heartbeat.ts`, and the set of open streams belongs to `clients.ts`.
+ * sse.ts never parses Redis messages.
  *
  * @module
  */
@@ -12,7 +13,8 @@ import type { StreamEvent } from "./event.ts";
 
 const encoder = new TextEncoder();
 const OPENING = encoder.encode(":)\n");
-const THUMP = encoder.encode(":thump\n\n");
+/** One LF: the blank line of `:thump\n\n` ends the streams of some clients (Mastodon.py 1.8). */
+const THUMP = encoder.encode(":thump\n");
 
 /** Queued bytes, not chunks, measure a stream's backlog (one function for every stream). */
 const QUEUING: QueuingStrategy<Uint8Array> = {

@@ -1,7 +1,7 @@
 /**
  * WebSocket sessions (docs/protocol.md §6): the upgrade, `?stream=` on connect, subscribe and
- * unsubscribe messages, error frames, binary frames, `kill`, and a bounded
- * send buffer. The session talks to a small {@link ClientPort} so its logic
+ * unsubscribe messages, error frames, binary frames, `kill`, a bounded
+ * send buffer, and the per-socket limits (subscriptions, message size). The session talks to a small {@link ClientPort} so its logic
  * is tested with a fake; `websocket_upgrade.ts` adapts Deno's WebSocket to it.
  *
  * @module
@@ -9,7 +9,7 @@
 import type { Access } from "./access.ts";
 import type { Viewer } from "./auth.ts";
 import { Client, type ClientContext, HARD_CAP_FACTOR } from "./client.ts";
-import { describeError } from "./errors.ts";
+import { describeError, LimitError } from "./errors.ts";
 import type { StreamEvent } from "./event.ts";
 import type { Logger } from "./log.ts";
 
@@ -34,6 +34,18 @@ export const MAX_PENDING_MESSAGES = 100;
 /** Close code and reason for a client that floods frames faster than they are handled. */
 export const POLICY_VIOLATION = 1008;
 const FLOOD_REASON = "Too many messages";
+/** Close code for a client message larger than the limit (RFC 6455 "message too big"). */
+export const MESSAGE_TOO_BIG = 1009;
+/** The error frame's message for a subscribe beyond the limit (status 429). */
+export const TOO_MANY_SUBSCRIPTIONS = "Too many subscriptions";
+
+const encoder = new TextEncoder();
+
+/** Whether `text` takes more than `max` bytes in UTF-8 (encoded only when it might). */
+function tooBig(text: string, max: number): boolean {
+  if (text.length > max) return true; // at least one byte per UTF-16 unit
+  return text.length * 3 > max && encoder.encode(text).byteLength > max;
+}
 
 /** The part of a WebSocket a session uses. */
 export interface ClientPort {
@@ -46,6 +58,8 @@ export interface ClientPort {
 export interface SessionContext extends ClientContext {
   access: Access;
   log: Logger;
+  /** Per-socket limits (SLUICE_MAX_SUBSCRIPTIONS_PER_WEBSOCKET, SLUICE_MAX_WEBSOCKET_MESSAGE_BYTES). */
+  limits: { subscriptionsPerWebSocket: number; webSocketMessageBytes: number };
 }
 
 /** Turns a query string into Mastodon's params object (repeated keys → arrays). */
@@ -88,10 +102,25 @@ export class WebSocketSession extends Client {
    * Queues one frame from the client. Frames are handled one at a time in
    * arrival order, so a subscribe that waits for the database is never
    * overtaken by the unsubscribe sent after it. A client with more than
-   * {@link MAX_PENDING_MESSAGES} frames waiting is closed with 1008.
+   * {@link MAX_PENDING_MESSAGES} frames waiting is closed with 1008, a text
+   * message over the size limit with 1009.
    */
   receive(data: unknown): Promise<void> {
     if (this.closed) return this.#inbox ?? SETTLED;
+    const max = this.context.limits.webSocketMessageBytes;
+    if (typeof data === "string" && tooBig(data, max)) {
+      this.#refused(
+        "websocket_message_bytes",
+        "Closing a WebSocket that sent a too large message",
+        {
+          limit: max,
+          length: data.length,
+        },
+      );
+      this.#port.close(MESSAGE_TOO_BIG, "Message too big");
+      this.dispose();
+      return this.#inbox ?? SETTLED;
+    }
     if (this.#pending >= MAX_PENDING_MESSAGES) {
       this.context.log.warn("Closing a WebSocket that sends frames faster than they are handled", {
         pending: this.#pending,
@@ -142,6 +171,7 @@ export class WebSocketSession extends Client {
   /** Scopes, resolution, duplicates ignored, errors as frames (docs/protocol.md §6.3). */
   async requestSubscribe(stream: unknown, params: Record<string, unknown>): Promise<void> {
     try {
+      this.#checkSubscriptionLimit();
       this.subscribe(await this.context.access.resolve(this.viewer, stream, params));
     } catch (err) {
       const { status, message } = describeError(err);
@@ -205,6 +235,25 @@ export class WebSocketSession extends Client {
   protected kill(): void {
     this.#port.close(); // no status code, as Mastodon
     this.dispose();
+  }
+
+  /**
+   * At the limit every subscribe is refused before it is resolved (no
+   * database work), even one that repeats an existing subscription.
+   */
+  #checkSubscriptionLimit(): void {
+    const max = this.context.limits.subscriptionsPerWebSocket;
+    if (this.subscriptionCount < max) return;
+    this.#refused("subscriptions_per_websocket", "Refusing a subscription beyond the limit", {
+      limit: max,
+    });
+    throw new LimitError(TOO_MANY_SUBSCRIPTIONS);
+  }
+
+  /** Counts and logs a refusal by a limit (never with the token). */
+  #refused(limit: string, message: string, fields: Record<string, unknown>): void {
+    this.context.metrics.limitRefusals.inc({ limit });
+    this.context.log.info(message, { ...fields, accountId: this.viewer.accountId });
   }
 
   #sendControl(text: string): void {

@@ -57,7 +57,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         worker: number,
       });
       try {
-        sluice = start(message.config, log, {}, { link, reusePort: message.reusePort });
+        sluice = start(message.config, log, {}, {
+          link,
+          reusePort: message.reusePort,
+          workers: message.workers,
+        });
       } catch (err) {
         const { name, message: text } = err as Error;
         post({ type: "failed", name, message: text });

@@ -214,7 +214,13 @@ export class Supervisor {
       postgres: { ...this.#config.postgres, max: this.#plan.pools[slot.number - 1] },
       queueBudgetBytes: Math.max(1, Math.floor(this.#config.queueBudgetBytes / this.count)),
     };
-    this.#post(slot, { type: "start", worker: slot.number, config, reusePort: this.count > 1 });
+    this.#post(slot, {
+      type: "start",
+      worker: slot.number,
+      workers: this.count,
+      config,
+      reusePort: this.count > 1,
+    });
   }
 
   #onMessage(slot: Slot, message: FromWorker): void {

@@ -9,6 +9,7 @@ import { Access } from "../../src/access.ts";
 import type { Viewer } from "../../src/auth.ts";
 import { QueueWatch } from "../../src/_queue_watch.ts";
 import type { ClientContext } from "../../src/client.ts";
+import { DEFAULT_LIMITS } from "../../src/config.ts";
 import type { FactsSource } from "../../src/hub.ts";
 import { Hub } from "../../src/hub.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -81,12 +82,17 @@ export function accessDb(overrides: Partial<AccessDb> = {}): AccessDb {
 }
 
 /** A WebSocket session's context over a fake hub and `db`. */
-export function sessionContext(clientQueueBytes = 1 << 20, db: AccessDb = accessDb()) {
+export function sessionContext(
+  clientQueueBytes = 1 << 20,
+  db: AccessDb = accessDb(),
+  limits: Partial<SessionContext["limits"]> = {},
+) {
   const fake = clientContext(clientQueueBytes);
   const context: SessionContext = {
     ...fake.context,
     access: new Access({ db }),
     log: silentLogger,
+    limits: { ...DEFAULT_LIMITS, ...limits },
   };
   return { ...fake, context };
 }

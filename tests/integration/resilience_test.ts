@@ -146,13 +146,19 @@ async function readUntilClosed(
   }
 }
 
-Deno.test("SSE heartbeats are :thump comments on one shared timer", async () => {
+Deno.test("SSE heartbeats are :thump\\n comments, each stream's first one a period after it opened", async () => {
   const services = await startServices();
-  const app = await startSluice(services, {}, { heartbeatMs: 50 });
-  const a = await SseReader.open(`${app.http}/api/v1/streaming/public?access_token=token-alice`);
+  const heartbeatMs = 1_000;
+  const app = await startSluice(services, {}, { heartbeatMs });
+  const url = `${app.http}/api/v1/streaming/public?access_token=token-alice`;
+  const a = await SseReader.open(url);
+  await a.contains(":)\n:thump\n"); // a's phase is set; b opens at another one
+  const opened = performance.now();
   const b = await SseReader.open(`${app.http}/api/v1/streaming/user?access_token=token-alice`);
-  await a.contains(":)\n:thump\n\n");
-  await b.contains(":)\n:thump\n\n");
+  await b.contains(":)\n:thump\n");
+  assert.ok(performance.now() - opened >= heartbeatMs, "not before a period after opening");
+  await a.contains(":thump\n:thump\n");
+  assert.ok(!a.text.includes("\n\n") && !b.text.includes("\n\n"), "no blank line ever");
   await a.close();
   await b.close();
   await app.close();

@@ -39,15 +39,35 @@ Deno.test("Clients opens an SSE stream subscribed to its channels and counts it"
   assert.equal(open.subscribed.size, 0);
 });
 
-Deno.test("Clients' one heartbeat timer writes :thump to every open stream", async () => {
-  using open = setup(10);
+Deno.test("Each SSE stream gets :thump\\n one period after it opened, on its own phase", async () => {
+  const heartbeatMs = 400;
+  using open = setup(heartbeatMs);
   const stream = await resolve("public");
-  const readers = [1, 2].map(() => open.clients.openStream(viewer(), stream).getReader());
-  for (const reader of readers) {
+  const first = async () => {
+    const opened = performance.now();
+    const reader = open.clients.openStream(viewer(), stream).getReader();
     assert.equal(decoder.decode((await reader.read()).value), ":)\n");
-    assert.equal(decoder.decode((await reader.read()).value), ":thump\n\n");
+    const { value } = await reader.read();
+    return { reader, opened, at: performance.now(), bytes: decoder.decode(value) };
+  };
+  const a = first();
+  await new Promise((r) => setTimeout(r, heartbeatMs / 2)); // the second opens half a period later
+  const b = await first();
+  for (const { reader, opened, at, bytes } of [await a, b]) {
+    assert.equal(bytes, ":thump\n", "one LF, no blank line");
+    assert.ok(at - opened >= heartbeatMs - 1, `not before a period: ${at - opened} ms`);
     await reader.cancel();
   }
+  assert.equal(open.clients.streams, 0, "a closed stream leaves the heartbeat wheel");
+});
+
+Deno.test("A stream that closed leaves the heartbeat wheel, which then runs no timer", async () => {
+  const open = setup(20); // not closed: Deno's timer sanitizer fails the test if a timer is left
+  const body = open.clients.openStream(viewer(), await resolve("public"));
+  const reader = body.getReader();
+  assert.equal(decoder.decode((await reader.read()).value), ":)\n");
+  await reader.cancel();
+  assert.equal(open.clients.streams, 0);
 });
 
 Deno.test("goAway ends every SSE stream cleanly and releases its channels", async () => {

@@ -36,6 +36,7 @@ const DEVELOPMENT: Config = {
   clientQueueBytes: 1048576,
   queueBudgetBytes: 1073741824,
   shutdownTimeoutMs: 10000,
+  limits: { subscriptionsPerWebSocket: 1000, webSocketMessageBytes: 65536, connectionsPerIp: 0 },
   workers: "auto",
   ignoredVariables: [],
 };
@@ -188,6 +189,9 @@ Deno.test("integer variables stop start-up naming the variable and the value", a
     ["SLUICE_SHUTDOWN_TIMEOUT_MS", "2147483648", "an integer from 1 to 2147483647"],
     ["SLUICE_SHUTDOWN_TIMEOUT_MS", "0", "an integer from 1 to 2147483647"],
     ["SLUICE_WORKERS", "0", '"auto" or an integer from 1 to 256'],
+    ["SLUICE_MAX_SUBSCRIPTIONS_PER_WEBSOCKET", "0", "a positive integer"],
+    ["SLUICE_MAX_WEBSOCKET_MESSAGE_BYTES", "64k", "a positive integer"],
+    ["SLUICE_MAX_CONNECTIONS_PER_IP", "-1", "a non-negative integer"],
     ["SLUICE_WORKERS", "all", '"auto" or an integer from 1 to 256'],
     ["SLUICE_WORKERS", "257", '"auto" or an integer from 1 to 256'],
   ];
@@ -659,6 +663,18 @@ Deno.test("REDIS_NAMESPACE, SLUICE_* and obsolete variables", async (t) => {
     });
     assert.equal(config.clientQueueBytes, 65536);
     assert.equal(config.shutdownTimeoutMs, 2500);
+  });
+  await t.step("the SLUICE_MAX_* limits", () => {
+    const config = parse({
+      SLUICE_MAX_SUBSCRIPTIONS_PER_WEBSOCKET: "50",
+      SLUICE_MAX_WEBSOCKET_MESSAGE_BYTES: "1024",
+      SLUICE_MAX_CONNECTIONS_PER_IP: "20",
+    });
+    assert.deepEqual(config.limits, {
+      subscriptionsPerWebSocket: 50,
+      webSocketMessageBytes: 1024,
+      connectionsPerIp: 20,
+    });
   });
   await t.step("SLUICE_WORKERS: auto (any case, the default) or a count", () => {
     assert.equal(parse({}).workers, "auto");

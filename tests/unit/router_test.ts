@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { Access, type ResolvedStream } from "../../src/access.ts";
+import { AddressLimit } from "../../src/address_limit.ts";
 import { Authenticator, type Viewer } from "../../src/auth.ts";
 import type { TokenRow } from "../../src/db.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger, silentLogger } from "../../src/log.ts";
+import { Metrics } from "../../src/metrics.ts";
 import { compileTrust } from "../../src/proxy_addr.ts";
 import type { PeerInfo } from "../../src/request_log.ts";
 import { createHandler, errorResponse, type RouterOptions, ROUTES } from "../../src/router.ts";
@@ -21,8 +23,10 @@ function setup(
     db?: AccessDb;
     upgradeThrows?: boolean;
     trust?: string[];
+    addressLimit?: AddressLimit;
   } = {},
 ) {
+  let lookups = 0;
   const tokens = new Map<string, TokenRow>([
     ["alice", viewer()],
     ["writer", viewer({ scopes: ["write"] })],
@@ -34,9 +38,11 @@ function setup(
     auth: new Authenticator({
       db: {
         tokenRows: (asked) =>
-          asked.includes("boom") ? Promise.reject(new Error("database down")) : Promise.resolve(
-            new Map(asked.flatMap((t) => tokens.has(t) ? [[t, tokens.get(t)!]] : [])),
-          ),
+          ++lookups && asked.includes("boom")
+            ? Promise.reject(new Error("database down"))
+            : Promise.resolve(
+              new Map(asked.flatMap((t) => tokens.has(t) ? [[t, tokens.get(t)!]] : [])),
+            ),
       },
     }),
     access: new Access({ db: options.db ?? accessDb() }),
@@ -59,8 +65,9 @@ function setup(
     log: createLogger({ level: "debug", sink: (line) => logs.push(JSON.parse(line)) }),
     trustProxy: compileTrust(options.trust ?? ["loopback", "uniquelocal"]),
     ready: options.ready ?? (() => Promise.resolve()),
+    addressLimit: options.addressLimit,
   };
-  return { handle: createHandler(router), opened, upgraded, logs };
+  return { handle: createHandler(router), opened, upgraded, logs, lookups: () => lookups };
 }
 
 const get = (path: string, init: RequestInit = {}) => new Request(BASE + path, init);
@@ -430,4 +437,63 @@ Deno.test("The server's last-resort error is the router's 500 response, logged",
   assert.equal(logs.length, 1);
   const same = errorResponse(500, "An unexpected error occurred");
   assert.deepEqual([...response.headers], [...same.headers]);
+});
+
+Deno.test("SLUICE_MAX_CONNECTIONS_PER_IP: one too many is a 429 before the token is looked up", async (t) => {
+  const metrics = new Metrics();
+  const refusals = metrics.limitRefusals.series({ limit: "connections_per_ip" });
+  const addressLimit = new AddressLimit({ limit: 2, refusals, log: silentLogger });
+  const { handle, lookups, upgraded } = setup({ addressLimit });
+  const client = tcp("127.0.0.1");
+  const xff = (ip: string) => ({ "X-Forwarded-For": ip, Authorization: "Bearer alice" });
+  const sse = await handle(
+    get("/api/v1/streaming/public", { headers: xff("203.0.113.7") }),
+    client,
+  );
+  await handle(upgrade("/api/v1/streaming", xff("203.0.113.7")), client);
+  const looked = lookups();
+
+  await t.step("SSE: Mastodon's JSON error, no database work", async () => {
+    const response = await handle(
+      get("/api/v1/streaming/user", { headers: xff("203.0.113.7") }),
+      client,
+    );
+    assert.equal(response.status, 429);
+    assert.deepEqual(await json(response), { error: "Too many connections from this address" });
+    assert.equal(refusals.value, 1);
+  });
+  await t.step("upgrade: a bare 429 with X-Error-Message", async () => {
+    const response = await handle(upgrade("/api/v1/streaming", xff("203.0.113.7")), client);
+    assert.equal(response.status, 429);
+    assert.equal(response.headers.get("x-error-message"), "Too many connections from this address");
+    assert.equal(refusals.value, 2);
+    assert.equal(lookups(), looked, "no token lookup for a refused connection");
+  });
+  await t.step("another client address behind the same proxy is not affected", async () => {
+    const response = await handle(
+      get("/api/v1/streaming/public", { headers: xff("203.0.113.8") }),
+      client,
+    );
+    assert.equal(response.status, 200);
+    await response.body!.cancel();
+  });
+  await t.step("a closed stream makes room", async () => {
+    await sse.body!.cancel();
+    upgraded[0].ended!(1000);
+    const response = await handle(
+      get("/api/v1/streaming/public", { headers: xff("203.0.113.7") }),
+      client,
+    );
+    assert.equal(response.status, 200);
+    await response.body!.cancel();
+  });
+  await t.step("a refused token frees its place at once", async () => {
+    for (let i = 0; i < 3; i++) {
+      const headers = { "X-Forwarded-For": "203.0.113.9", Authorization: "Bearer nobody" };
+      const response = await handle(get("/api/v1/streaming/public", { headers }), client);
+      assert.equal(response.status, 401);
+      await response.body?.cancel();
+    }
+    assert.equal(addressLimit.count("203.0.113.9"), 0);
+  });
 });

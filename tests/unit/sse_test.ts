@@ -29,7 +29,7 @@ Deno.test("An SSE body starts with :) and carries shared event bytes", async () 
   client.transmit(event);
   client.heartbeat();
   client.end();
-  assert.equal(await readAll(client.body), ":)\nevent: delete\ndata: 1\n\n:thump\n\n");
+  assert.equal(await readAll(client.body), ":)\nevent: delete\ndata: 1\n\n:thump\n");
 });
 
 Deno.test("An SSE client whose queue passes the hard cap (16 x SLUICE_CLIENT_QUEUE_BYTES) is ended at once", async () => {

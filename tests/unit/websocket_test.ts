@@ -3,6 +3,7 @@ import type { Viewer } from "../../src/auth.ts";
 import {
   BINARY_REASON,
   MAX_PENDING_MESSAGES,
+  MESSAGE_TOO_BIG,
   OVERLOADED,
   POLICY_VIOLATION,
   queryParams,
@@ -204,4 +205,57 @@ Deno.test("A client flooding frames faster than they are handled is closed with 
   session.receive(msg({ type: "subscribe", stream: "list", list: "x" }));
   assert.equal(port.closed?.code, POLICY_VIOLATION);
   assert.ok(session.closed);
+});
+
+Deno.test("A subscribe beyond the limit gets a 429 error frame; the socket stays", async () => {
+  const fake = sessionContext(1 << 20, accessDb(), { subscriptionsPerWebSocket: 2 });
+  const port = new FakePort();
+  const session = new WebSocketSession(alice, fake.context, port);
+  for (const tag of ["a", "b", "c"]) {
+    await session.handleMessage(msg({ type: "subscribe", stream: "hashtag", tag }));
+  }
+  assert.deepEqual(port.sent, [msg({ error: "Too many subscriptions", status: 429 })]);
+  assert.equal(session.subscriptionCount, 2);
+  assert.ok(!fake.subscribed.has("timeline:hashtag:c"), "not added");
+  assert.equal(port.closed, undefined, "the connection stays");
+  assert.equal(fake.metrics.limitRefusals.get({ limit: "subscriptions_per_websocket" }), 1);
+  await session.handleMessage(msg({ type: "unsubscribe", stream: "hashtag", tag: "a" }));
+  await session.handleMessage(msg({ type: "subscribe", stream: "hashtag", tag: "c" }));
+  assert.ok(fake.subscribed.has("timeline:hashtag:c"), "room again after an unsubscribe");
+});
+
+Deno.test("10,000 hashtag subscribes on one socket hold at most the default 1,000", async () => {
+  const { session, port, subscribed, metrics } = setup();
+  for (let i = 0; i < 10_000; i++) {
+    await session.requestSubscribe("hashtag", { tag: `tag${i}` });
+  }
+  assert.equal(session.subscriptionCount, 1_000);
+  assert.equal([...subscribed].filter((c) => c.startsWith("timeline:hashtag:")).length, 1_000);
+  assert.equal(port.sent.length, 9_000);
+  assert.equal(metrics.limitRefusals.get({ limit: "subscriptions_per_websocket" }), 9_000);
+});
+
+Deno.test("A text message over the size limit closes the socket with 1009", async (t) => {
+  for (
+    const [what, text, closes] of [
+      ["at the limit", "x".repeat(64), false],
+      ["one byte over", "x".repeat(65), true],
+      ["over in UTF-8 only", "é".repeat(33), true], // 33 characters, 66 bytes
+      ["multi-byte within the limit", "é".repeat(32), false],
+    ] as const
+  ) {
+    await t.step(what, async () => {
+      const fake = sessionContext(1 << 20, accessDb(), { webSocketMessageBytes: 64 });
+      const port = new FakePort();
+      const session = new WebSocketSession(alice, fake.context, port);
+      await session.receive(text);
+      assert.deepEqual(
+        port.closed,
+        closes ? { code: MESSAGE_TOO_BIG, reason: "Message too big" } : undefined,
+      );
+      assert.equal(session.closed, closes);
+      const refusals = fake.metrics.limitRefusals.get({ limit: "websocket_message_bytes" });
+      assert.equal(refusals, closes ? 1 : 0);
+    });
+  }
 });
