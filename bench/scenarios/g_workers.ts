@@ -20,8 +20,8 @@ import { commandBlock, DASH, int, msText, pct, ratioText, table } from "./tables
 export const WORKERS_PAYLOAD_BYTES = 1000;
 /** Each of at least two threads must have this share of the server's CPU time with `auto`. */
 export const SPREAD_SHARE = 0.3;
-/** Auto's throughput over one worker's that still counts as "not below" (timing noise). */
-export const THROUGHPUT_FLOOR = 0.99;
+/** Auto's throughput over one worker's: "not below". */
+const THROUGHPUT_FLOOR = 1;
 /** Threads below this share of the server's CPU are summed into one row. */
 const MINOR_SHARE = 0.01;
 
@@ -148,8 +148,11 @@ function section(runs: RunRecord[]): string[] {
     `no per-viewer filtering), ${WORKERS_PAYLOAD_BYTES}-byte payloads. Messages lost are ` +
     "counted per client: a client that read fewer markers than were published is short. " +
     "Lost is what had not arrived when the load generator stopped waiting (the end of " +
-    "`--drain-ms`): a message still queued in the server by then counts as lost, as does one " +
-    "dropped; clients the server cut are counted apart.",
+    "`--drain-ms`, 30 s after the last message, so a message merely late is not lost): a " +
+    "message still queued in the server by then counts as lost, as does one dropped; clients " +
+    "the server cut (a worker over its share of `SLUICE_QUEUE_BUDGET_BYTES`) are counted apart. " +
+    "The target of no loss is the issue's for several workers; the one-worker run shows its " +
+    "loss in the table.",
     "",
     "**What a 2-core machine can and cannot show.** The load generator (pinned to core 1 with " +
     "Redis and PostgreSQL) competes with the server for the same two cores, so with two " +
@@ -209,14 +212,16 @@ function targets(runs: readonly RunRecord[]): TargetRow[] {
   if (one && auto) {
     const r = ratio(auto.report && perSecond(auto), one.report && perSecond(one));
     rows.push({
-      target: `g. throughput with auto ≥ with one worker (≥ ${THROUGHPUT_FLOOR}×: timing noise)`,
+      target: `g. throughput with auto ≥ with one worker`,
       figure: `${ratioText(r)} (${int(auto.report && perSecond(auto))} vs ${
         int(one.report && perSecond(one))
       } deliveries/s)`,
       verdict: verdict(r, THROUGHPUT_FLOOR, "min"),
     });
   }
-  return [...rows, ...[one, auto].filter((r) => r !== undefined).map(lossRow)];
+  // The issue asks every client of every worker to get every message with
+  // several workers; the one-worker run's loss is shown in its table row.
+  return auto ? [...rows, lossRow(auto)] : rows;
 }
 
 /** Case g: worker threads. */

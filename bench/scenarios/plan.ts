@@ -59,7 +59,7 @@ export const FULL: Plan = {
   slowRate: 100,
   slowBytes: 6 * 2 ** 20,
   slowSeconds: { min: 15, max: 75 },
-  workers: { clients: 2000, rate: 100, duration: 10, drainMs: 5000 },
+  workers: { clients: 2000, rate: 100, duration: 10, drainMs: 30_000 },
 };
 
 /** `--quick`: a smoke run of a minute or two. */
