@@ -17,6 +17,8 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Stops the server, keeping its port, until `restart()`; for outage tests. */
   halt(): Promise<void>;
+  /** Kills the server with SIGKILL (`kill -9`) and waits for it to exit; for failover tests. */
+  crash(): Promise<void>;
   /** Stops the server (unless halted) and starts it again, empty, on the same port. */
   restart(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -26,8 +28,17 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** More `redis-server` arguments, e.g. `["--requirepass", "secret"]`. */
   args?: string[];
-  /** Run a Sentinel instead, monitoring this master on 127.0.0.1 with quorum 1. */
-  sentinel?: { master: string; masterPort: number };
+  /**
+   * Run a Sentinel instead, monitoring this master on 127.0.0.1 with `quorum`
+   * (default 1); `settings` are more `sentinel <setting> <master> <value>`
+   * lines, e.g. `{ "down-after-milliseconds": 500 }`.
+   */
+  sentinel?: {
+    master: string;
+    masterPort: number;
+    quorum?: number;
+    settings?: Record<string, number>;
+  };
   /** Accept only TLS on the port, with this certificate; clients need no certificate. */
   tls?: RedisTlsFiles;
 }
@@ -54,9 +65,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let args = argsFor(port);
   const caCerts = options.tls ? [await Deno.readTextFile(options.tls.caFile)] : undefined;
   if (options.sentinel && sentinelDir) {
-    const { master, masterPort } = options.sentinel;
+    const { master, masterPort, quorum = 1, settings = {} } = options.sentinel;
     const file = `${sentinelDir}/sentinel.conf`;
-    await Deno.writeTextFile(file, `sentinel monitor ${master} 127.0.0.1 ${masterPort} 1\n`);
+    const lines = [`sentinel monitor ${master} 127.0.0.1 ${masterPort} ${quorum}`]
+      .concat(Object.entries(settings).map(([key, value]) => `sentinel ${key} ${master} ${value}`));
+    await Deno.writeTextFile(file, lines.map((line) => `${line}\n`).join(""));
     args.unshift(file, "--sentinel");
   }
   let running: Running | undefined;
@@ -72,10 +85,10 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       }
     }
   }
-  const halt = async () => {
+  const halt = async (signal: Deno.Signal = "SIGTERM") => {
     const current = running;
     running = undefined;
-    if (current !== undefined) await current.stop();
+    if (current !== undefined) await current.stop(signal);
   };
   const stop = async () => {
     await halt();
@@ -85,7 +98,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     port,
     url: `${options.tls ? "rediss" : "redis"}://127.0.0.1:${port}`,
     stop,
-    halt,
+    halt: () => halt(),
+    crash: () => halt("SIGKILL"),
     async restart() {
       await halt();
       running = await spawn(args, port, caCerts);
@@ -95,7 +109,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 }
 
 interface Running {
-  stop(): Promise<void>;
+  stop(signal?: Deno.Signal): Promise<void>;
 }
 
 /** The `--requirepass` value among redis-server arguments, if any. */
@@ -131,9 +145,9 @@ async function spawn(args: string[], port: number, caCerts?: string[]): Promise<
     );
   }
   const stderr = new Response(child.stderr).text();
-  const stop = async () => {
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
-      child.kill("SIGTERM");
+      child.kill(signal);
     } catch {
       // already exited
     }
