@@ -16,7 +16,7 @@
  * first `+switch-master` seen on any sentinel; `+switch-master` → subscriber
  * resubscribed (its SUBSCRIBE acknowledged on the new master: `ready()`),
  * the gap issue 11 asks to keep within 0.5 s; `+switch-master` → first event
- * received again; events lost (accepted by a master, never received); events
+ * received on the new master; events lost (accepted by a master, never received); events
  * the publisher could not publish while there was no master.
  *
  * @module
@@ -72,15 +72,19 @@ async function round(rate: number, downAfterMs: number, afterMs: number): Promis
   const received = new Set<number>();
   let firstAfterKill: number | undefined;
   let killedAt = Infinity;
+  let back = false;
   const up = Promise.withResolvers<void>();
   await using subscriber = new RedisSubscriber({
     config: setup.config,
     log: silentLogger,
     onMessage: (_channel, message) => {
       received.add(Number(message));
-      if (performance.now() > killedAt) firstAfterKill ??= performance.now();
+      if (back) firstAfterKill ??= performance.now();
     },
-    onStateChange: (connected) => connected && subscriber.reconnects > 0 && up.resolve(),
+    onStateChange: (connected) => {
+      back = connected && subscriber.reconnects > 0;
+      if (back) up.resolve();
+    },
   });
   subscriber.subscribe(CHANNEL);
   await using publisher = new RedisClient({ config: setup.config, log: silentLogger });
