@@ -45,14 +45,19 @@ export function localClient(port: number): RedisClient {
 export async function startSentinels(timings: SentinelTimings = {}): Promise<Sentinels> {
   const name = "mymaster";
   const started: RedisServer[] = [];
+  // A replica writes the RDB it syncs from to its directory: not the working directory.
+  const dir = await Deno.makeTempDir({ prefix: "sentinels" });
   const stop = async () => {
     for (const server of started.splice(0).reverse()) await server.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    const master = await startRedisServer({ args: ["--repl-diskless-sync-delay", "0"] });
+    const args = (name: string) => ["--dir", dir, "--dbfilename", `${name}.rdb`];
+    const quick = ["--repl-diskless-sync-delay", "0"];
+    const master = await startRedisServer({ args: [...args("master"), ...quick] });
     started.push(master);
     const replica = await startRedisServer({
-      args: ["--replicaof", "127.0.0.1", String(master.port), "--repl-diskless-sync-delay", "0"],
+      args: [...args("replica"), ...quick, "--replicaof", "127.0.0.1", String(master.port)],
     });
     started.push(replica);
     await until(replica.port, ["INFO", "replication"], (r) => /master_link_status:up/.test(`${r}`));
