@@ -19,7 +19,9 @@ export interface RedisServer {
    * Stops the server, keeping its port, until `restart()`; for outage tests.
    * `SIGKILL` makes it a crash: no goodbye to clients.
    */
-  halt(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  halt(signal?: Deno.Signal): Promise<void>;
+  /** Kills the server with SIGKILL (`kill -9`) and waits for it to exit; for failover tests. */
+  crash(): Promise<void>;
   /** Stops the server (unless halted) and starts it again, empty, on the same port. */
   restart(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -29,8 +31,17 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** More `redis-server` arguments, e.g. `["--requirepass", "secret"]`. */
   args?: string[];
-  /** Run a Sentinel instead, monitoring this master on 127.0.0.1 with quorum 1. */
-  sentinel?: { master: string; masterPort: number };
+  /**
+   * Run a Sentinel instead, monitoring this master on 127.0.0.1 with `quorum`
+   * (default 1); `settings` are more `sentinel <setting> <master> <value>`
+   * lines, e.g. `{ "down-after-milliseconds": 500 }`.
+   */
+  sentinel?: {
+    master: string;
+    masterPort: number;
+    quorum?: number;
+    settings?: Record<string, number>;
+  };
   /** Accept only TLS on the port, with this certificate; clients need no certificate. */
   tls?: RedisTlsFiles;
 }
@@ -57,9 +68,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let args = argsFor(port);
   const caCerts = options.tls ? [await Deno.readTextFile(options.tls.caFile)] : undefined;
   if (options.sentinel && sentinelDir) {
-    const { master, masterPort } = options.sentinel;
+    const { master, masterPort, quorum = 1, settings = {} } = options.sentinel;
     const file = `${sentinelDir}/sentinel.conf`;
-    await Deno.writeTextFile(file, `sentinel monitor ${master} 127.0.0.1 ${masterPort} 1\n`);
+    const lines = [`sentinel monitor ${master} 127.0.0.1 ${masterPort} ${quorum}`]
+      .concat(Object.entries(settings).map(([key, value]) => `sentinel ${key} ${master} ${value}`));
+    await Deno.writeTextFile(file, lines.map((line) => `${line}\n`).join(""));
     args.unshift(file, "--sentinel");
   }
   let running: Running | undefined;
@@ -75,7 +88,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       }
     }
   }
-  const halt = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
+  const halt = async (signal: Deno.Signal = "SIGTERM") => {
     const current = running;
     running = undefined;
     if (current !== undefined) await current.stop(signal);
@@ -89,6 +102,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     url: `${options.tls ? "rediss" : "redis"}://127.0.0.1:${port}`,
     stop,
     halt: (signal) => halt(signal),
+    crash: () => halt("SIGKILL"),
     async restart() {
       await halt();
       running = await spawn(args, port, caCerts);
@@ -98,7 +112,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 }
 
 interface Running {
-  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  stop(signal?: Deno.Signal): Promise<void>;
 }
 
 /** The `--requirepass` value among redis-server arguments, if any. */
@@ -134,7 +148,7 @@ async function spawn(args: string[], port: number, caCerts?: string[]): Promise<
     );
   }
   const stderr = new Response(child.stderr).text();
-  const stop = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
       child.kill(signal);
     } catch {

@@ -2,8 +2,9 @@
  * Opening one authenticated Redis connection as configured: TCP, TLS, a unix
  * socket, or the master a Sentinel names, then the AUTH/SELECT/PING
  * handshake. One attempt, no retrying (that is `connection.ts`); private to
- * `src/redis/`. Sentinels and the master they name are reached without TLS,
- * as Mastodon's streaming server does (REDIS_SENTINELS has no TLS setting).
+ * `src/redis/`. Also opens the connection to a sentinel that `sentinel_watch.ts`
+ * keeps. Sentinels and the master they name are reached without TLS, as
+ * Mastodon's streaming server does (REDIS_SENTINELS has no TLS setting).
  *
  * @module
  */
@@ -16,6 +17,12 @@ import {
 } from "./resp.ts";
 
 const CLOSED = "Redis closed the connection";
+
+/** A connection just opened and authenticated, and the address it was opened to. */
+export interface Opened {
+  conn: RespConnection;
+  endpoint: RespEndpoint;
+}
 
 interface Credentials {
   username?: string;
@@ -59,53 +66,94 @@ async function withConnection<T>(
   }
 }
 
+/** The master's address as a sentinel gives it (`host`, `port` as in its replies). */
+export function masterEndpoint(config: RedisConfig, host: string, port: number): RespEndpoint {
+  return { kind: "tcp", host, port, tls: config.tls };
+}
+
+/** `host:port` of a TCP endpoint, the socket path of a unix one (for logs and comparisons). */
+export function addressOf(endpoint: RespEndpoint): string {
+  return endpoint.kind === "unix" ? endpoint.path : `${endpoint.host}:${endpoint.port}`;
+}
+
+/** Opens a connection to `sentinel`, authenticates with the sentinel credentials, then runs `use`. */
+function withSentinel<T>(
+  sentinel: RespEndpoint,
+  config: RedisConfig,
+  signal: AbortSignal,
+  use: (conn: RespConnection) => Promise<T>,
+): Promise<T> {
+  return withConnection(sentinel, signal, async (conn) => {
+    await handshake(conn, { username: config.sentinelUsername, password: config.sentinelPassword });
+    return await use(conn);
+  });
+}
+
 async function askSentinel(
   sentinel: RespEndpoint,
   config: RedisConfig,
   signal: AbortSignal,
 ): Promise<RespEndpoint> {
   const master = config.sentinelMaster ?? "";
-  const reply = await withConnection(sentinel, signal, async (conn) => {
+  const reply = await withSentinel(sentinel, config, signal, async (conn) => {
     try {
-      await handshake(conn, {
-        username: config.sentinelUsername,
-        password: config.sentinelPassword,
-      });
       return await conn.call(["SENTINEL", "get-master-addr-by-name", master]);
     } finally {
       conn.close();
     }
   });
   if (Array.isArray(reply) && typeof reply[0] === "string" && typeof reply[1] === "string") {
-    return { kind: "tcp", host: reply[0], port: Number(reply[1]), tls: config.tls };
+    return masterEndpoint(config, reply[0], Number(reply[1]));
   }
   throw reply instanceof Error ? reply : new Error(`Sentinel does not know master "${master}"`);
 }
 
-/** Asks each sentinel in turn for the master's address. */
-async function askSentinels(config: RedisConfig, signal: AbortSignal): Promise<RespEndpoint> {
+/** Runs `use` on each configured sentinel in turn until one succeeds; throws naming each failure. */
+async function eachSentinel<T>(
+  config: RedisConfig,
+  signal: AbortSignal,
+  what: string,
+  use: (sentinel: RespEndpoint) => Promise<T>,
+): Promise<T> {
   const failures: string[] = [];
   for (const { host, port } of config.sentinels ?? []) {
     try {
-      return await askSentinel({ kind: "tcp", host, port, tls: false }, config, signal);
+      return await use({ kind: "tcp", host, port, tls: false });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       failures.push(`${host}:${port}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  throw new RedisConnectionError(
-    `No sentinel gave the address of master "${config.sentinelMaster}" (${failures.join("; ")})`,
-  );
+  throw new RedisConnectionError(`${what} (${failures.join("; ")})`);
 }
 
-/** Opens an authenticated connection as configured; `select` chooses the database. */
+/** Asks each sentinel in turn for the master's address. */
+function askSentinels(config: RedisConfig, signal: AbortSignal): Promise<RespEndpoint> {
+  const what = `No sentinel gave the address of master "${config.sentinelMaster}"`;
+  return eachSentinel(config, signal, what, (sentinel) => askSentinel(sentinel, config, signal));
+}
+
+/** Opens an authenticated connection to the first sentinel that answers, trying each in turn. */
+export function openSentinel(config: RedisConfig, signal: AbortSignal): Promise<Opened> {
+  return eachSentinel(config, signal, "No sentinel answered", async (endpoint) => ({
+    conn: await withSentinel(endpoint, config, signal, (conn) => Promise.resolve(conn)),
+    endpoint,
+  }));
+}
+
+/**
+ * Opens an authenticated connection as configured; `select` chooses the
+ * database. In Sentinel mode, `at` (the address a `+switch-master` named) is
+ * used instead of asking the sentinels.
+ */
 export async function openRedis(
   config: RedisConfig,
   select: boolean,
   signal: AbortSignal,
-): Promise<RespConnection> {
+  at?: RespEndpoint,
+): Promise<Opened> {
   const endpoint: RespEndpoint = config.mode === "sentinel"
-    ? await askSentinels(config, signal)
+    ? at ?? await askSentinels(config, signal)
     : config.mode === "unix"
     ? { kind: "unix", path: config.path ?? "" }
     : {
@@ -115,7 +163,7 @@ export async function openRedis(
       tls: config.tls,
       extraCa: config.extraCa,
     };
-  return await withConnection(endpoint, signal, async (conn) => {
+  const conn = await withConnection(endpoint, signal, async (conn) => {
     try {
       await handshake(conn, config, select ? config.db : undefined);
     } catch (err) {
@@ -123,6 +171,7 @@ export async function openRedis(
     }
     return conn;
   });
+  return { conn, endpoint };
 }
 
 /** A plain TCP connection cut before any reply: say that the port may want TLS. */

@@ -8,6 +8,7 @@
  */
 import { Fifo } from "./_fifo.ts";
 import { ConnectionLoop, type RedisConnectionOptions } from "./connection.ts";
+import { watchSentinels } from "./sentinel_watch.ts";
 import { RedisConnectionError, RedisReplyError, type RespValue } from "./resp.ts";
 
 /**
@@ -20,7 +21,7 @@ export class RedisClient extends ConnectionLoop {
   readonly #pending = new Fifo<PromiseWithResolvers<RespValue>>();
 
   constructor(options: RedisConnectionOptions) {
-    super(options, { name: "client", select: true });
+    super(options, { name: "client", select: true, watch: watchSentinels });
   }
 
   /** Resolves when connected (now, or after the next successful connect); rejects once closed. */

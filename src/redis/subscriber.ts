@@ -9,6 +9,7 @@
  */
 import { Fifo } from "./_fifo.ts";
 import { ConnectionLoop, type RedisConnectionOptions } from "./connection.ts";
+import { watchSentinels } from "./sentinel_watch.ts";
 import { RedisReplyError, type RespConnection, type RespValue } from "./resp.ts";
 
 /** Receives one pub/sub message; `channel` has the namespace prefix stripped. */
@@ -40,7 +41,7 @@ export class RedisSubscriber extends ConnectionLoop {
   hookFailures = 0;
 
   constructor(options: RedisSubscriberOptions) {
-    super(options, { name: "subscriber", select: false });
+    super(options, { name: "subscriber", select: false, watch: watchSentinels });
     this.#prefix = options.namespace ? `${options.namespace}:` : "";
     this.#onMessage = options.onMessage;
   }
