@@ -52,6 +52,8 @@ export interface ClientPort {
   send(text: string): void;
   close(code?: number, reason?: string): void;
   readonly bufferedAmount: number;
+  /** False once the socket is closing or closed, whoever started it. */
+  readonly open: boolean;
 }
 
 /** What a session needs besides its port. */
@@ -201,6 +203,15 @@ export class WebSocketSession extends Client {
    */
   transmit(event: StreamEvent, label: string): void {
     if (this.closed) return;
+    if (!this.#port.open) {
+      // Deno is closing it (a ping went unanswered: a client that stopped
+      // reading), and discards what is sent meanwhile: release it now, and
+      // drop the connection if that close stalls.
+      this.context.log.debug("Releasing a WebSocket that Deno is closing");
+      this.#port.close();
+      this.dispose();
+      return;
+    }
     const { clientQueueBytes, queues } = this.context;
     if (this.#unchecked >= checkEvery(clientQueueBytes)) {
       this.#unchecked = 0;

@@ -105,6 +105,10 @@ class SocketPort implements ClientPort, EventListenerObject {
     return this.socket.bufferedAmount;
   }
 
+  get open(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
   close(code?: number, reason?: string): void {
     this.#sent ??= code ?? NO_STATUS;
     this.socket.close(code, reason);

@@ -60,6 +60,7 @@ export class FakePort implements ClientPort {
   sent: string[] = [];
   closed?: { code?: number; reason?: string };
   bufferedAmount = 0;
+  open = true;
   send(text: string): void {
     this.sent.push(text);
   }

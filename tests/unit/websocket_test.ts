@@ -259,3 +259,15 @@ Deno.test("A text message over the size limit closes the socket with 1009", asyn
     });
   }
 });
+
+Deno.test("A WebSocket that Deno is closing (an unanswered ping) is released at the next event, and its close armed", async () => {
+  const { session, hub, port, metrics } = setup();
+  await session.handleMessage(msg({ type: "subscribe", stream: "public" }));
+  port.open = false; // Deno started closing it; what is sent now is discarded
+  hub.publish("timeline:public", '{"event":"delete","payload":"1"}');
+  assert.deepEqual(port.sent, []);
+  assert.ok(port.closed, "closed by Sluice too: the stalled close is dropped after the grace");
+  assert.ok(session.closed);
+  assert.equal(metrics.connectedClients.get({ type: "websocket" }), 0);
+  assert.equal(metrics.messagesSent.get({ type: "websocket" }), 0, "nothing counted as sent");
+});
