@@ -84,6 +84,7 @@ Deno.test("Out of descriptors (ulimit -n 512, 1,000 attempts, 2 workers): open s
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       const errors = Number(/^sluice_accept_errors_total (\d+)$/m.exec(metrics)?.[1]);
       assert.ok(errors >= 1, `accept errors counted: ${errors}`);
+      console.log(`of 1,000 attempts ${refused} refused; ${errors} listener failures counted`);
       const logged = main.logs.filter((r) => /Cannot accept connections/.test(String(r.msg)));
       const workers = logged.map((r) => r.worker);
       assert.deepEqual(workers, [...new Set(workers)], "one log line per worker for the episode");
