@@ -41,7 +41,7 @@ import { keptOrigins, machineNote, mergeResults, parseEarlier } from "./scenario
 import { type Context, say } from "./scenarios/measure.ts";
 import { FULL, QUICK, VIEWERS } from "./scenarios/plan.ts";
 import { commandTemplates, pinSelf, STOP_DEADLINE_MS } from "./scenarios/procs.ts";
-import { renderResults } from "./scenarios/render.ts";
+import { keepHandRun, renderResults } from "./scenarios/render.ts";
 import type { ScenarioCase } from "./scenarios/case.ts";
 import {
   type CaseId,
@@ -246,7 +246,8 @@ async function main(args: string[]): Promise<number> {
   const { cli, earlier } = parsed;
   const current = await runCases(cli, args, earlier);
   const results = earlier ? mergeResults(earlier, current) : current;
-  await Deno.writeTextFile(cli.out, renderResults(results));
+  const previous = await Deno.readTextFile(cli.out).catch(() => undefined);
+  await Deno.writeTextFile(cli.out, keepHandRun(renderResults(results), previous));
   if (cli.json) await Deno.writeTextFile(cli.json, JSON.stringify(results, null, 2) + "\n");
   say(
     { started: Date.parse(current.startedAt) },

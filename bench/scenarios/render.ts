@@ -14,6 +14,17 @@ import { dependencyNotes, originLabel, originOf, provenance } from "./merge.ts";
 import type { CaseId, RunOrigin, ScenarioResults } from "./report.ts";
 import { table } from "./tables.ts";
 
+/** The line after which bench/RESULTS.md holds hand-run sections that a rewrite keeps. */
+export const HAND_RUN_MARKER =
+  "<!-- Hand-run sections: bench/scenarios.ts keeps everything from this line on when it rewrites this file. -->";
+
+/** `rendered` followed by the hand-run sections of `previous` (from the marker on), if any. */
+export function keepHandRun(rendered: string, previous: string | undefined): string {
+  const at = previous?.indexOf(HAND_RUN_MARKER) ?? -1;
+  if (at < 0) return rendered;
+  return `${rendered.trimEnd()}\n\n${previous!.slice(at)}`;
+}
+
 /** bench/RESULTS.md. */
 export function renderResults(results: ScenarioResults): string {
   const lines = [

@@ -20,7 +20,7 @@ import {
   verdict,
 } from "../../bench/scenarios/analysis.ts";
 import { FULL } from "../../bench/scenarios/plan.ts";
-import { renderResults } from "../../bench/scenarios/render.ts";
+import { HAND_RUN_MARKER, keepHandRun, renderResults } from "../../bench/scenarios/render.ts";
 import { type RunRecord, type ScenarioResults, shellJoin } from "../../bench/scenarios/report.ts";
 import { parsePubsubClients } from "../../bench/scenarios/samplers.ts";
 import { slowCaseRate } from "../../bench/scenarios/f_slow.ts";
@@ -690,4 +690,14 @@ Deno.test("Case a shows Sluice's own share per connection and per added connecti
   const own = idleMemory.targets(runs).find((t) => t.target.includes("own idle WS"));
   assert.equal(own?.figure, "2.8 KB at 5,000");
   assert.match(own?.verdict ?? "", /^missed by 40 %$/);
+});
+
+Deno.test("Rewriting RESULTS.md keeps the hand-run sections from the marker on, and only those", () => {
+  const previous = `# old render\n\nold tables\n\n${HAND_RUN_MARKER}\n\n## Hand-run\n\nfigures\n`;
+  assert.equal(
+    keepHandRun("# new render\n\nnew tables\n", previous),
+    `# new render\n\nnew tables\n\n${HAND_RUN_MARKER}\n\n## Hand-run\n\nfigures\n`,
+  );
+  assert.equal(keepHandRun("# new\n", "# old, no marker\n"), "# new\n");
+  assert.equal(keepHandRun("# new\n", undefined), "# new\n");
 });
