@@ -163,6 +163,51 @@ Deno.test("kill reaches the connections of every worker", async () => {
   }
 });
 
+Deno.test("filters_changed reaches the connections of every worker: each reloads alice's keyword filters", async () => {
+  const services = await startServices();
+  const { port, main } = spawnWorkers(services);
+  const update = (content: string) =>
+    JSON.stringify({
+      event: "update",
+      payload: {
+        id: String(115_000_000_000_000_000n + BigInt(Date.now() % 1_000_000)),
+        language: "en",
+        spoiler_text: "",
+        content,
+        account: { id: "2", username: "bob", acct: "bob" },
+        mentions: [],
+      },
+    });
+  const next = async (client: WsClient) => JSON.parse(JSON.parse(await client.next()).payload);
+  try {
+    await stopping(main, async () => {
+      await main.listening();
+      const { ws, all } = await spreadClients(port, main, 8);
+      try {
+        for (
+          const clients of series(await scrape(port), "sluice_worker_connected_clients").values()
+        ) {
+          assert.ok(clients > 0, "both workers have clients");
+        }
+        await services.client.publish("timeline:public", update("<p>world</p>"));
+        for (const client of ws) assert.deepEqual((await next(client)).filtered, []);
+        // alice's seeded filter matches "spoiler"; now it matches "world", and Rails says so.
+        await services.pg.query("UPDATE custom_filter_keywords SET keyword = 'world' WHERE id = 1");
+        await services.client.publish("timeline:system:1", '{"event":"filters_changed"}');
+        await services.client.publish("timeline:public", update("<p>world</p>"));
+        for (const client of ws) {
+          const { filtered } = await next(client);
+          assert.deepEqual(filtered[0].keyword_matches, ["world"], "reloaded on every worker");
+        }
+      } finally {
+        await Promise.all(all());
+      }
+    });
+  } finally {
+    await services.close();
+  }
+});
+
 Deno.test("SIGTERM shuts every worker down: WebSockets on both get 1001, SSE streams end, exit 0", async () => {
   const services = await startServices();
   const { port, main } = spawnWorkers(services);
