@@ -80,6 +80,35 @@ async function spreadClients(port: number, main: MainProcess, perKind = 12) {
   return { sse, ws, all: () => [...sse.map((r) => r.close()), ...ws.map((w) => w.close())] };
 }
 
+/** Clients spread over both workers of a fresh two-worker main.ts, for `check`; then SIGTERM. */
+async function withSpreadClients(
+  perKind: number,
+  check: (
+    ctx: { services: Services; port: number; sse: SseReader[]; ws: WsClient[] },
+  ) => Promise<void>,
+): Promise<void> {
+  const services = await startServices();
+  const { port, main } = spawnWorkers(services);
+  try {
+    await stopping(main, async () => {
+      await main.listening();
+      const { sse, ws, all } = await spreadClients(port, main, perKind);
+      try {
+        for (
+          const clients of series(await scrape(port), "sluice_worker_connected_clients").values()
+        ) {
+          assert.ok(clients > 0, "both workers have clients");
+        }
+        await check({ services, port, sse, ws });
+      } finally {
+        await Promise.all(all());
+      }
+    });
+  } finally {
+    await services.close();
+  }
+}
+
 Deno.test("Two workers share the port: clients spread over both, every client gets every event, /metrics sums the workers", async () => {
   const services = await startServices();
   const { port, main } = spawnWorkers(services);
@@ -136,36 +165,18 @@ Deno.test("Two workers share the port: clients spread over both, every client ge
 });
 
 Deno.test("kill reaches the connections of every worker", async () => {
-  const services = await startServices();
-  const { port, main } = spawnWorkers(services);
-  try {
-    await stopping(main, async () => {
-      await main.listening();
-      const { sse, ws, all } = await spreadClients(port, main, 8);
-      try {
-        const text = await scrape(port);
-        for (const clients of series(text, "sluice_worker_connected_clients").values()) {
-          assert.ok(clients > 0, "both workers have clients");
-        }
-        // alice's token is access token 1 in the seed.
-        await services.client.publish("timeline:access_token:1", '{"event":"kill"}');
-        await Promise.all(sse.map((reader) => reader.end()));
-        for (const client of ws) await client.closed();
-        const after = await scrape(port);
-        assert.equal(one(after, "connected_clients", '{type="eventsource"}'), 0);
-        assert.equal(one(after, "connected_clients", '{type="websocket"}'), 0);
-      } finally {
-        await Promise.all(all());
-      }
-    });
-  } finally {
-    await services.close();
-  }
+  await withSpreadClients(8, async ({ services, port, sse, ws }) => {
+    // alice's token is access token 1 in the seed.
+    await services.client.publish("timeline:access_token:1", '{"event":"kill"}');
+    await Promise.all(sse.map((reader) => reader.end()));
+    for (const client of ws) await client.closed();
+    const after = await scrape(port);
+    assert.equal(one(after, "connected_clients", '{type="eventsource"}'), 0);
+    assert.equal(one(after, "connected_clients", '{type="websocket"}'), 0);
+  });
 });
 
 Deno.test("filters_changed reaches the connections of every worker: each reloads alice's keyword filters", async () => {
-  const services = await startServices();
-  const { port, main } = spawnWorkers(services);
   const update = (content: string) =>
     JSON.stringify({
       event: "update",
@@ -179,33 +190,18 @@ Deno.test("filters_changed reaches the connections of every worker: each reloads
       },
     });
   const next = async (client: WsClient) => JSON.parse(JSON.parse(await client.next()).payload);
-  try {
-    await stopping(main, async () => {
-      await main.listening();
-      const { ws, all } = await spreadClients(port, main, 8);
-      try {
-        for (
-          const clients of series(await scrape(port), "sluice_worker_connected_clients").values()
-        ) {
-          assert.ok(clients > 0, "both workers have clients");
-        }
-        await services.client.publish("timeline:public", update("<p>world</p>"));
-        for (const client of ws) assert.deepEqual((await next(client)).filtered, []);
-        // alice's seeded filter matches "spoiler"; now it matches "world", and Rails says so.
-        await services.pg.query("UPDATE custom_filter_keywords SET keyword = 'world' WHERE id = 1");
-        await services.client.publish("timeline:system:1", '{"event":"filters_changed"}');
-        await services.client.publish("timeline:public", update("<p>world</p>"));
-        for (const client of ws) {
-          const { filtered } = await next(client);
-          assert.deepEqual(filtered[0].keyword_matches, ["world"], "reloaded on every worker");
-        }
-      } finally {
-        await Promise.all(all());
-      }
-    });
-  } finally {
-    await services.close();
-  }
+  await withSpreadClients(8, async ({ services, ws }) => {
+    await services.client.publish("timeline:public", update("<p>world</p>"));
+    for (const client of ws) assert.deepEqual((await next(client)).filtered, []);
+    // alice's seeded filter matches "spoiler"; now it matches "world", and Rails says so.
+    await services.pg.query("UPDATE custom_filter_keywords SET keyword = 'world' WHERE id = 1");
+    await services.client.publish("timeline:system:1", '{"event":"filters_changed"}');
+    await services.client.publish("timeline:public", update("<p>world</p>"));
+    for (const client of ws) {
+      const { filtered } = await next(client);
+      assert.deepEqual(filtered[0].keyword_matches, ["world"], "reloaded on every worker");
+    }
+  });
 });
 
 Deno.test("SIGTERM shuts every worker down: WebSockets on both get 1001, SSE streams end, exit 0", async () => {
