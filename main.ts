@@ -71,9 +71,10 @@ export interface Timings {
 export interface AsWorker {
   /** The line to the supervisor: /metrics and readiness then answer for the whole instance. */
   link?: WorkerLink;
-  /** Share the address with the other workers (`SO_REUSEPORT`). */
-  reusePort?: boolean;
-  /** How many workers the instance runs: each allows its share of SLUICE_MAX_CONNECTIONS_PER_IP. */
+  /**
+   * How many workers the instance runs: with more than one they share the
+   * address (`SO_REUSEPORT`), and each allows its share of SLUICE_MAX_CONNECTIONS_PER_IP.
+   */
   workers?: number;
 }
 
@@ -156,7 +157,7 @@ export function start(
     log,
     goAway: () => clients.goAway(),
     shutdownTimeoutMs: config.shutdownTimeoutMs,
-    reusePort: asWorker.reusePort,
+    reusePort: (asWorker.workers ?? 1) > 1,
     acceptErrors: metrics.acceptErrors.series(),
     announce: link === undefined, // the supervisor announces the instance
   });

@@ -10,8 +10,6 @@ import type { Gathered, Question } from "./_worker_messages.ts";
 
 /** A worker's line to the supervisor. */
 export interface WorkerLink {
-  /** 1-based. */
-  readonly number: number;
   /** Asks every worker (this one too) and resolves with their answers. */
   gather(question: Question): Promise<Gathered>;
 }

@@ -27,7 +27,7 @@ export interface Gathered {
 
 /** Supervisor → worker. */
 export type ToWorker =
-  | { type: "start"; worker: number; workers: number; config: Config; reusePort: boolean }
+  | { type: "start"; worker: number; workers: number; config: Config }
   | { type: "collect"; id: number; question: Question }
   | { type: "gathered"; id: number; gathered: Gathered }
   | { type: "shutdown" };

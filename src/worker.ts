@@ -9,13 +9,12 @@
  */
 /// <reference lib="deno.worker" />
 import { type Sluice, start } from "../main.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger } from "./log.ts";
 import type { Collected, FromWorker, Gathered, Question, ToWorker } from "./_worker_messages.ts";
 import type { WorkerLink } from "./_instance_view.ts";
 
 let sluice: Sluice | undefined;
 let number = 0;
-let log: Logger | undefined;
 let nextId = 0;
 const asked = new Map<number, (gathered: Gathered) => void>();
 
@@ -24,9 +23,6 @@ function post(message: FromWorker): void {
 }
 
 const link: WorkerLink = {
-  get number() {
-    return number;
-  },
   gather(question: Question): Promise<Gathered> {
     const id = nextId++;
     const { promise, resolve } = Promise.withResolvers<Gathered>();
@@ -53,15 +49,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   switch (message.type) {
     case "start": {
       number = message.worker;
-      log = createLogger({ level: message.config.logLevel, name: "streaming" }).child({
+      const log = createLogger({ level: message.config.logLevel, name: "streaming" }).child({
         worker: number,
       });
       try {
-        sluice = start(message.config, log, {}, {
-          link,
-          reusePort: message.reusePort,
-          workers: message.workers,
-        });
+        sluice = start(message.config, log, {}, { link, workers: message.workers });
       } catch (err) {
         const { name, message: text } = err as Error;
         post({ type: "failed", name, message: text });

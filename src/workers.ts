@@ -219,7 +219,6 @@ export class Supervisor {
       worker: slot.number,
       workers: this.count,
       config,
-      reusePort: this.count > 1,
     });
   }
 
