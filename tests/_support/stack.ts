@@ -23,11 +23,17 @@ export interface Services {
   close(): Promise<void>;
 }
 
-/** Starts redis-server and PostgreSQL. */
-export async function startServices(): Promise<Services> {
-  const [redis, pg] = await Promise.all([startRedisServer(), startPostgresServer()]);
+/** Starts redis-server and PostgreSQL, each with a password when one is given. */
+export async function startServices(
+  options: { redisPassword?: string; pgPassword?: string } = {},
+): Promise<Services> {
+  const { redisPassword, pgPassword } = options;
+  const [redis, pg] = await Promise.all([
+    startRedisServer(redisPassword ? { args: ["--requirepass", redisPassword] } : {}),
+    startPostgresServer(pgPassword ? { password: pgPassword } : {}),
+  ]);
   const client = new RedisClient({
-    config: parseRedisUrl(redis.url),
+    config: { ...parseRedisUrl(redis.url), ...(redisPassword ? { password: redisPassword } : {}) },
     log: silentLogger,
   });
   await client.ready();

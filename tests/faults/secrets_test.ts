@@ -11,12 +11,7 @@ import assert from "node:assert/strict";
 import { rawExchange, SseReader, WsClient } from "../_support/clients.ts";
 import { type Instance, spawnInstance } from "../_support/faults.ts";
 import { stopping } from "../_support/main_process.ts";
-import type { Services } from "../_support/stack.ts";
-import { startPostgresServer } from "../../scripts/postgres_server.ts";
-import { startRedisServer } from "../../scripts/redis_server.ts";
-import { parseRedisUrl } from "../../src/config.ts";
-import { silentLogger } from "../../src/log.ts";
-import { RedisClient } from "../../src/redis/client.ts";
+import { type Services, startServices } from "../_support/stack.ts";
 
 /** A distinctive secret: a label, URL-special characters and 128 random bits. */
 function secret(label: string, special = ""): string {
@@ -62,26 +57,12 @@ function forms(value: string): string[] {
 
 /** Redis with a password and PostgreSQL with a password, and a command connection. */
 async function startLockedServices(): Promise<Services> {
-  const redis = await startRedisServer({ args: ["--requirepass", REDIS_PASSWORD] });
-  const pg = await startPostgresServer({ password: PG_PASSWORD });
-  const client = new RedisClient({
-    config: { ...parseRedisUrl(redis.url), password: REDIS_PASSWORD },
-    log: silentLogger,
-  });
-  await client.ready();
+  const services = await startServices({ redisPassword: REDIS_PASSWORD, pgPassword: PG_PASSWORD });
   const values = VALID.map((k) => `('${TOKENS[k]}', 'read write follow', 1)`).join(", ");
-  await pg.query(
+  await services.pg.query(
     `INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id) VALUES ${values}`,
   );
-  return {
-    redis,
-    pg,
-    client,
-    close: async () => {
-      await client.close();
-      await Promise.all([redis.stop(), pg.stop()]);
-    },
-  };
+  return services;
 }
 
 /** SSE requests with a token in the header and in the query, each encoding; their statuses. */

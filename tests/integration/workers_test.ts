@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { SseReader, WsClient } from "../_support/clients.ts";
 import { CRASH_CHANNEL } from "../_support/crashing_worker.ts";
 import { LogLines } from "../_support/log_lines.ts";
-import { type MainProcess, spawnMain, stopping } from "../_support/main_process.ts";
+import { type MainProcess, PERMISSIONS, spawnMain, stopping } from "../_support/main_process.ts";
 import { serviceEnv, type Services, startServices } from "../_support/stack.ts";
 import { freePort } from "../../scripts/free_port.ts";
 import { parseConfig } from "../../src/config.ts";
@@ -300,25 +300,19 @@ Deno.test("A unix SOCKET is served by one worker, and the log says why", async (
   }
 });
 
+/** `deno run` of main.ts with `flags` and the permissions a TCP configuration needs. */
+function denoRunMain(...flags: string[]): string[] {
+  const main = decodeURIComponent(new URL("../../main.ts", import.meta.url).pathname);
+  return [Deno.execPath(), "run", ...flags, ...PERMISSIONS, main];
+}
+
 Deno.test("SLUICE_WORKERS=auto follows the CPU affinity (taskset)", async () => {
   const services = await startServices();
   const port = freePort();
   const taskset = spawnMain(
     { ...serviceEnv(services), PORT: String(port) },
     {
-      program: [
-        "taskset",
-        "-c",
-        "0",
-        Deno.execPath(),
-        "run",
-        "--unstable-net",
-        "--allow-net",
-        "--allow-env",
-        "--allow-read",
-        "--allow-sys=hostname",
-        decodeURIComponent(new URL("../../main.ts", import.meta.url).pathname),
-      ],
+      program: ["taskset", "-c", "0", ...denoRunMain("--unstable-net")],
     },
   );
   try {
@@ -343,16 +337,7 @@ Deno.test("Without --unstable-net several workers fall back to one, with a warni
   delete denoJson.unstable;
   await Deno.writeTextFile(`${dir}/deno.json`, JSON.stringify(denoJson));
   const main = spawnMain({ ...serviceEnv(services), PORT: String(port), SLUICE_WORKERS: "2" }, {
-    program: [
-      Deno.execPath(),
-      "run",
-      `--config=${dir}/deno.json`,
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys=hostname",
-      decodeURIComponent(new URL("../../main.ts", import.meta.url).pathname),
-    ],
+    program: denoRunMain(`--config=${dir}/deno.json`),
   });
   try {
     await stopping(main, async () => {
